@@ -1,0 +1,7 @@
+"""``python -m inpaintgan`` == the ``inpaintgan`` command."""
+
+import sys
+
+from inpaintgan.cli import main
+
+sys.exit(main())

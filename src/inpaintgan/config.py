@@ -1,0 +1,236 @@
+"""Typed configuration: dataclasses are the single source of truth, YAML presets override them,
+``--set a.b=c`` overrides a preset. Unknown keys and wrongly typed values are errors that name the
+valid keys / the expected type. The resolved config is saved with every run and every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the dataclasses."""
+
+
+@dataclass
+class DataConfig:
+    """Where training images come from and how they are prepared."""
+
+    dataset: str = "folder"  # folder | cifar10 | fashion_mnist
+    root: str = ""  # folder of images, or the dataset's root folder
+    val_root: str = ""  # optional separate validation folder (else a seeded split of ``root``)
+    image_size: int = 32  # training resolution (square)
+    resize: str = "crop"  # crop: random crop (resize up if smaller) | resize: whole image resized
+    flip: bool = True  # random horizontal flip
+    grayscale: bool = False  # L instead of RGB (Fashion-MNIST methods)
+    val_fraction: float = 0.05  # seeded split of the training set (the GLCIC report used 90/5/5)
+    test_fraction: float = 0.05
+    split_seed: int = 0
+    limit: int = 0  # use at most this many training images (0 = all)
+    num_workers: int = 0
+    download: bool = False  # cifar10 / fashion_mnist: fetch the official files if missing
+
+
+@dataclass
+class MaskConfig:
+    """Training masks (1 = hole). Sizes are fractions of the image side so they scale with resolution."""
+
+    kind: str = "glcic_rect"  # glcic_rect | two_rect | center | strokes | folder | mixed
+    rect_min: float = 5 / 32  # GLCIC: hole height and width uniform in [min, max] * side
+    rect_max: float = 12 / 32
+    center_area: float = 0.25  # centered square's area fraction (Yeh et al.)
+    stroke_max_vertices: int = 8  # free-form strokes (DeepFill v2 / LaMa style)
+    stroke_max_width: float = 0.1  # fraction of the side
+    stroke_max_length: float = 0.3
+    stroke_max_strokes: int = 4
+    folder: str = ""  # irregular masks (PNG) for kind=folder
+    mixed_rect_prob: float = 0.5  # kind=mixed: probability of a rectangle instead of strokes
+
+
+@dataclass
+class TrainConfig:
+    """The shared trainer's settings."""
+
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adadelta (GLCIC's original)
+    lr: float = 2e-4  # generator learning rate (adadelta: ignored unless set != 2e-4)
+    lr_d: float = 0.0  # discriminator learning rate (0 = same as lr)
+    betas: tuple[float, float] = (0.5, 0.999)
+    grad_clip: float = 0.0  # 0 = off
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    out_dir: str = "runs/default"
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 500
+    keep_last: int = 3
+    val_every: int = 0  # steps; 0 = once per epoch
+    val_batches: int = 20  # batches of the validation split scored at each validation
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    max_steps: int = 0  # stop after this many steps in total (0 = all phases)
+    tensorboard: bool = True
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; ``model`` is the method's own Config dataclass."""
+
+    method: str = "glcic"
+    model: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain dict/list/scalars (YAML/JSON-safe)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple else out
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict; unknown keys are errors listing the valid ones."""
+    if data is None:
+        return cls()
+    if dataclasses.is_dataclass(data) and isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}; valid keys here: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides to a nested dict (values parsed as YAML scalars)."""
+    for text in overrides or []:
+        keys, value = _parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return data
+
+
+def build_run_config(data: dict[str, Any]) -> RunConfig:
+    """Resolve a raw dict (from YAML + overrides) into a fully typed :class:`RunConfig`."""
+    from inpaintgan.registry import get_method
+
+    data = dict(data or {})
+    top = [f.name for f in dataclasses.fields(RunConfig)]
+    for key in data:
+        if key not in top:
+            raise ConfigError(f"unknown config key {key!r}; valid top-level keys: {', '.join(top)}")
+    method_name = data.get("method", RunConfig.method)
+    method_cls = get_method(method_name)
+    return RunConfig(
+        method=method_name,
+        model=from_dict(method_cls.Config, data.get("model"), "model"),
+        data=from_dict(DataConfig, data.get("data"), "data"),
+        masks=from_dict(MaskConfig, data.get("masks"), "masks"),
+        train=from_dict(TrainConfig, data.get("train"), "train"),
+    )
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML preset (or the defaults) and apply ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return build_run_config(apply_overrides(data, overrides or []))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Evaluation: mask protocols, the eval runner and its reports."""

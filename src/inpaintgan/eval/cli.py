@@ -1,0 +1,5 @@
+"""``inpaintgan eval`` and ``inpaintgan masks`` (to be written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""``inpaintgan fill / demo / models / download`` (to be written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,172 @@
+"""GLCIC: "Globally and Locally Consistent Image Completion" (Iizuka, Simo-Serra, Ishikawa,
+SIGGRAPH 2017), as reproduced on CIFAR-10 in the GLCIC project report.
+
+- Completion network (Table 1 of the paper): 5x5 conv, two stride-2 downsamplings, dilated 3x3
+  convs with rates 2/4/8/16, two 4x4 deconvolutions, sigmoid output. BN + ReLU everywhere else.
+- Context discriminators (Table 2): a global one on the whole image and a local one on a fixed-size
+  crop centred on the hole (half the image side: 128 of 256 in the paper, 16 of 32 in the report);
+  their 1024-d outputs are concatenated and fused by a fully connected layer into one logit.
+- Loss: masked MSE + alpha * adversarial (alpha = 0.0004 in the paper, 0.0005 in the CIFAR report),
+  BCE as in the paper or least squares as in the report.
+- Three phases (Sec. 3.4): the completion network alone on MSE (T_C steps), the discriminators alone
+  with the generator frozen (T_D), then both jointly (T_train).
+- Input: the image with its hole filled by the dataset's mean pixel, concatenated with the mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from inpaintgan.losses import ADV_LOSSES, d_loss, g_loss, masked_mse
+from inpaintgan.masks import crop_patches, local_crop_boxes
+from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.nn.blocks import ConvBNAct, DownsamplingDiscriminator
+from inpaintgan.registry import register_method
+
+
+@dataclass
+class GLCICConfig:
+    width: int = 64  # channels of the first layer (64 in the paper); 4x this at the bottleneck
+    d_width: int = 64  # discriminators' first-layer channels
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+    alpha: float = 0.0004  # adversarial weight (paper 0.0004; CIFAR report 0.0005)
+    adv_loss: str = "bce"  # bce (paper) | lsgan (CIFAR report) | hinge
+    output: str = "sigmoid"  # sigmoid | clip
+    local_fraction: float = 0.5  # local discriminator crop side / image side
+    fill_mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # CIFAR-10 mean pixel
+    steps_completion: int = 90000  # T_C (paper: 90k at batch 96)
+    steps_discriminator: int = 10000  # T_D
+    steps_joint: int = 400000  # T_train
+
+
+class CompletionNetwork(nn.Module):
+    """Iizuka et al. 2017, Table 1; ``width`` = 64 reproduces the paper's channel counts."""
+
+    def __init__(self, channels: int = 3, width: int = 64, dilations=(2, 4, 8, 16), output: str = "sigmoid"):
+        super().__init__()
+        w = width
+        layers = [
+            ConvBNAct(channels + 1, w, 5),
+            ConvBNAct(w, 2 * w, 3, 2),
+            ConvBNAct(2 * w, 2 * w, 3),
+            ConvBNAct(2 * w, 4 * w, 3, 2),
+            ConvBNAct(4 * w, 4 * w, 3),
+            ConvBNAct(4 * w, 4 * w, 3),
+        ]
+        layers += [ConvBNAct(4 * w, 4 * w, 3, dilation=d) for d in dilations]
+        layers += [
+            ConvBNAct(4 * w, 4 * w, 3),
+            ConvBNAct(4 * w, 4 * w, 3),
+            ConvBNAct(4 * w, 2 * w, transpose=True),
+            ConvBNAct(2 * w, 2 * w, 3),
+            ConvBNAct(2 * w, w, transpose=True),
+            ConvBNAct(w, w // 2, 3),
+            nn.Conv2d(w // 2, channels, 3, 1, 1),
+        ]
+        self.net = nn.Sequential(*layers)
+        self.output = output
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, C+1, H, W) -> (N, C, H, W), H and W multiples of 4
+        y = self.net(x)
+        return torch.sigmoid(y) if self.output == "sigmoid" else y.clamp(0, 1)
+
+
+class ContextDiscriminator(nn.Module):
+    """Global + local discriminators fused by one fully connected layer into a single logit."""
+
+    def __init__(self, channels: int, image_size: int, local_size: int, width: int = 64):
+        super().__init__()
+        self.global_d = DownsamplingDiscriminator(channels, image_size, width)
+        self.local_d = DownsamplingDiscriminator(channels, local_size, width)
+        self.fuse = nn.Linear(2048, 1)
+        self.local_size = local_size
+
+    def forward(self, image: Tensor, corners: Tensor) -> Tensor:  # -> (N, 1) logits
+        local = crop_patches(image, corners, self.local_size)
+        return self.fuse(torch.cat([self.global_d(image), self.local_d(local)], dim=1))
+
+
+@register_method("glcic")
+class GLCIC(InpaintMethod):
+    Config = GLCICConfig
+    size_multiple = 4
+
+    def __init__(self, cfg: GLCICConfig | None = None, image_size: int = 32, channels: int = 3):
+        cfg = cfg or GLCICConfig()
+        super().__init__(cfg, image_size, channels)
+        if cfg.adv_loss not in ADV_LOSSES:
+            raise ValueError(f"unknown adversarial loss {cfg.adv_loss!r}; known: {', '.join(ADV_LOSSES)}")
+        self.generator = CompletionNetwork(channels, cfg.width, tuple(cfg.dilations), cfg.output)
+        self.local_size = max(4, int(round(image_size * cfg.local_fraction)))
+        self.discriminator = ContextDiscriminator(channels, image_size, self.local_size, cfg.d_width)
+        mean = torch.tensor(list(cfg.fill_mean)[:channels], dtype=torch.float32)
+        if mean.numel() < channels:
+            mean = mean.mean().repeat(channels)
+        self.register_buffer("fill_value", mean.view(1, channels, 1, 1))
+
+    def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
+        lr_d = train_cfg.lr_d or train_cfg.lr
+        if train_cfg.optimizer == "adadelta":  # the paper's optimizer, default settings
+            return {
+                "generator": torch.optim.Adadelta(self.generator.parameters()),
+                "discriminator": torch.optim.Adadelta(self.discriminator.parameters()),
+            }
+        if train_cfg.optimizer != "adam":
+            raise ValueError(f"unknown optimizer {train_cfg.optimizer!r}; known: adam, adadelta")
+        betas = tuple(train_cfg.betas)
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas),
+        }
+
+    def phases(self) -> list[Phase]:
+        c = self.cfg
+        return [
+            Phase("completion", c.steps_completion, {"generator"}),
+            Phase("discriminator", c.steps_discriminator, {"discriminator"}),
+            Phase("joint", c.steps_joint, {"generator", "discriminator"}),
+        ]
+
+    def complete(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Raw completion-network output (not composited)."""
+        x = image * (1 - mask) + self.fill_value * mask
+        return self.generator(torch.cat([x, mask], dim=1))
+
+    def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
+        image, mask = batch["image"], batch["mask"]
+        logs: dict[str, float] = {}
+        train_g, train_d = "generator" in phase.trains, "discriminator" in phase.trains
+        corners = local_crop_boxes(mask, self.local_size)
+        with ctx.autocast():
+            pred = self.complete(image, mask) if train_g else None
+        if train_d:
+            with torch.no_grad(), ctx.autocast():
+                fake = self.composite(pred if pred is not None else self.complete(image, mask), image, mask)
+            # Real crops use the same locations as the fakes' holes, as in the paper's code.
+            with ctx.autocast():
+                loss_d = d_loss(self.discriminator(image, corners), self.discriminator(fake.detach(), corners), self.cfg.adv_loss)
+            ctx.backward_step(loss_d, "discriminator")
+            logs["loss_d"] = float(loss_d)
+        if train_g:
+            with ctx.autocast():
+                mse = masked_mse(pred, image, mask)
+                loss_g = mse
+                if phase.name == "joint" and self.cfg.alpha > 0:
+                    ctx.freeze(self.discriminator)
+                    adv = g_loss(self.discriminator(self.composite(pred, image, mask), corners), self.cfg.adv_loss)
+                    ctx.unfreeze(self.discriminator)
+                    loss_g = mse + self.cfg.alpha * adv
+                    logs["loss_adv"] = float(adv)
+            ctx.backward_step(loss_g, "generator")
+            logs["loss_mse"] = float(mse)
+        return logs
+
+    @torch.no_grad()
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        return self.composite(self.complete(image, mask), image, mask)
+
+    def extra_state_for_export(self) -> dict:
+        return {"fill_mean": [float(v) for v in self.fill_value.flatten()]}
