@@ -76,6 +76,7 @@ class TrainConfig:
     val_batches: int = 20  # batches of the validation split scored at each validation
     threads: int = 0  # torch CPU threads (0 = torch default)
     max_steps: int = 0  # stop after this many steps in total (0 = all phases)
+    time_limit_min: float = 0.0  # stop (with a checkpoint) after this many minutes; resume later
     tensorboard: bool = True
 
 

@@ -47,7 +47,7 @@ def read_image_array(path: str | Path, grayscale: bool = False) -> np.ndarray:
             bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(bg, im)
         im = im.convert("L" if grayscale else "RGB")
-        arr = np.asarray(im, dtype=np.uint8)
+        arr = np.array(im, dtype=np.uint8)  # a writable copy
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 

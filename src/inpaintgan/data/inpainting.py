@@ -139,7 +139,7 @@ def build_datasets(data_cfg, mask_fn, seed: int = 0) -> tuple[InpaintingDataset,
     else:
         val_source = source
         parts = split_indices(len(source), data_cfg.val_fraction, data_cfg.test_fraction, data_cfg.split_seed)
-        train_idx, val_idx = parts["train"], parts["val"] or parts["train"][:1]
+        train_idx, val_idx = parts["train"], parts["val"] or parts["train"][:64]
     if data_cfg.limit:
         train_idx = train_idx[: data_cfg.limit]
     common = dict(size=data_cfg.image_size, mask_fn=mask_fn, resize=data_cfg.resize)

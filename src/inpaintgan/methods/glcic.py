@@ -149,7 +149,7 @@ class GLCIC(InpaintMethod):
             with ctx.autocast():
                 loss_d = d_loss(self.discriminator(image, corners), self.discriminator(fake.detach(), corners), self.cfg.adv_loss)
             ctx.backward_step(loss_d, "discriminator")
-            logs["loss_d"] = float(loss_d)
+            logs["loss_d"] = loss_d.item()
         if train_g:
             with ctx.autocast():
                 mse = masked_mse(pred, image, mask)
@@ -159,9 +159,9 @@ class GLCIC(InpaintMethod):
                     adv = g_loss(self.discriminator(self.composite(pred, image, mask), corners), self.cfg.adv_loss)
                     ctx.unfreeze(self.discriminator)
                     loss_g = mse + self.cfg.alpha * adv
-                    logs["loss_adv"] = float(adv)
+                    logs["loss_adv"] = adv.item()
             ctx.backward_step(loss_g, "generator")
-            logs["loss_mse"] = float(mse)
+            logs["loss_mse"] = mse.item()
         return logs
 
     @torch.no_grad()

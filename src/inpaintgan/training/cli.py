@@ -1,0 +1,126 @@
+"""``inpaintgan train / config / methods / export``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML preset (see configs/); defaults reproduce the paper")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.batch_size=32 (repeatable; unknown keys are errors)",
+    )
+
+
+def cmd_train(args) -> int:
+    from inpaintgan.config import load_config
+    from inpaintgan.training.trainer import train
+
+    overrides = list(args.overrides)
+    if args.out:
+        overrides.append(f"train.out_dir={args.out}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(args.config, overrides)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if result.val:
+        vals = ", ".join(f"{k} {v:.5g}" for k, v in result.val.items())
+        print(f"step {result.step}: validation {vals}")
+    print(f"run folder: {result.out_dir}  (last checkpoint: {result.last_checkpoint})")
+    if args.export:
+        from inpaintgan.checkpoints import load_training_state
+
+        export_checkpoint(load_training_state(result.last_checkpoint), args.export, half=args.half)
+        print(f"exported model: {args.export}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from inpaintgan.config import dump_config, load_config
+
+    sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    import importlib
+
+    from inpaintgan.registry import get_method, list_methods
+
+    for name in list_methods():
+        cls = get_method(name)
+        doc = (importlib.import_module(cls.__module__).__doc__ or "").strip().splitlines()
+        print(f"{name:12s} {doc[0] if doc else ''}")
+    return 0
+
+
+def export_checkpoint(payload: dict, out: str | Path, half: bool = False) -> Path:
+    """Training checkpoint -> safetensors model file with metadata (method, config, data, step, val)."""
+    from inpaintgan.checkpoints import save_model
+    from inpaintgan.config import build_run_config
+
+    cfg = build_run_config(payload["config"])
+    channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
+    from inpaintgan.registry import get_method
+
+    method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+    method.load_state_dict(payload["model"])
+    meta = {
+        "training": {
+            "data": cfg.data.root,
+            "dataset": cfg.data.dataset,
+            "masks": cfg.masks.kind,
+            "steps": payload["progress"]["step"],
+            "batch_size": cfg.train.batch_size,
+        },
+        "metrics": payload.get("val") or {},
+    }
+    return save_model(method, out, meta, half=half)
+
+
+def cmd_export(args) -> int:
+    from inpaintgan.checkpoints import load_training_state
+    from inpaintgan.training.state import find_resume
+
+    src = Path(args.checkpoint)
+    ckpt = find_resume(src, "auto") if src.is_dir() else src
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint found in run folder {src}")
+    path = export_checkpoint(load_training_state(ckpt), args.output, half=args.half)
+    print(f"exported {ckpt} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a method (one shared trainer for all methods)",
+        description="Train an inpainting method. Phases come from the method; checkpoints, metrics.csv, "
+        "TensorBoard logs and sample grids go to train.out_dir.",
+    )
+    _add_config_args(p)
+    p.add_argument("--out", "-o", help="run folder (same as --set train.out_dir=...)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (same as --set train.device=...)")
+    p.add_argument(
+        "--resume", nargs="?", const="auto", default="",
+        help="continue a run: 'auto' (default when given without a value) = newest checkpoint in the run folder, or a path",
+    )
+    p.add_argument("--export", metavar="FILE", help="after training, export the model to this .safetensors file")
+    p.add_argument("--half", action="store_true", help="export weights in float16 (half the size)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("config", help="print a resolved config (preset + overrides) as YAML")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("export", help="export a training checkpoint (or a run folder's newest) to a .safetensors model")
+    p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder")
+    p.add_argument("--output", "-o", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--half", action="store_true", help="store weights in float16")
+    p.set_defaults(func=cmd_export)

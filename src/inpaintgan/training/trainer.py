@@ -1,0 +1,391 @@
+"""The one training loop for every method (``train_step`` does the method-specific work).
+
+Pieces are importable functions and small classes, like torchvision's reference scripts:
+:class:`ResumableSampler` (data order that survives resume), :class:`TrainContext` (what a method's
+``train_step`` may use: optimizers, AMP, gradient averaging, freezing), :func:`evaluate`
+(validation metrics) and :class:`Trainer` (the loop, checkpoints, logs, samples).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from inpaintgan.config import RunConfig, dump_config, to_dict
+from inpaintgan.data.inpainting import build_datasets
+from inpaintgan.masks import build_mask_generator
+from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
+from inpaintgan.registry import get_method
+from inpaintgan.training import distributed as D
+from inpaintgan.training.logging import MetricLogger, format_postfix, make_grid, masked_input_view, save_image
+from inpaintgan.training.state import find_resume, save_checkpoint
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+class ResumableSampler(Sampler[int]):
+    """Seeded per-epoch permutation, sharded across processes, that can start mid-epoch.
+
+    Epoch ``e`` uses ``randperm(n)`` from a generator seeded with ``seed + e``; rank r takes every
+    ``world``-th index. ``start`` skips the first samples of this rank's share (resume).
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.epoch, self.start, self.rank, self.world = n, seed, epoch, start, rank, world
+
+    def _indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        per_rank = self.n // self.world
+        return perm[self.rank : per_rank * self.world : self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices()[self.start :])
+
+    def __len__(self) -> int:
+        return max(0, self.n // self.world - self.start)
+
+
+class TrainContext:
+    """What a method's ``train_step`` may use. ``backward_step(loss, name)`` zeroes, back-propagates
+    (with AMP loss scaling), averages gradients across processes, clips, and steps optimizer ``name``."""
+
+    def __init__(self, optimizers, device, amp: str = "none", grad_clip: float = 0.0, dist_info=None, seed: int = 0):
+        self.optimizers: dict[str, torch.optim.Optimizer] = optimizers
+        self.device = device
+        self.grad_clip = grad_clip
+        self.dist = dist_info or D.DistInfo()
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        if device.type != "cuda":
+            self.amp_dtype = None  # AMP is a GPU feature here; CPU runs stay in float32
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # The methods' own randomness (latent codes, interpolation factors, noise) comes from here.
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def backward_step(self, loss: Tensor, name: str, retain_graph: bool = False) -> None:
+        if name not in self.optimizers:
+            raise KeyError(f"no optimizer named {name!r}; this method has: {', '.join(self.optimizers)}")
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        D.average_gradients(params, self.dist)
+        if self.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    @staticmethod
+    def freeze(module: nn.Module) -> None:
+        """Stop gradients into ``module`` (e.g. the discriminator during the generator's step)."""
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+    @staticmethod
+    def unfreeze(module: nn.Module) -> None:
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Eval mode inside the block; every submodule's own train/eval flag restored after it (a plain
+    ``module.train()`` would switch frozen networks back to train mode and move their BN statistics)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, flag in modes:
+            m.training = flag
+
+
+def module_for(method: InpaintMethod, opt_name: str) -> nn.Module:
+    """The network an optimizer trains: by convention the method's attribute of the same name."""
+    mod = getattr(method, opt_name, None)
+    if not isinstance(mod, nn.Module):
+        raise AttributeError(f"method {method.name!r} has no network {opt_name!r} for its optimizer of that name")
+    return mod
+
+
+def set_phase_modes(method: InpaintMethod, optimizers: dict, phase: Phase) -> None:
+    """Networks trained in ``phase``: train mode, gradients on. Others: eval mode, frozen, so their
+    parameters and BatchNorm statistics stay bit-identical through the phase."""
+    for name in optimizers:
+        mod = module_for(method, name)
+        trained = name in phase.trains
+        mod.train(trained)
+        for p in mod.parameters():
+            p.requires_grad_(trained)
+
+
+@torch.no_grad()
+def evaluate(method: InpaintMethod, loader, device, max_batches: int = 0) -> dict[str, float]:
+    """Validation: hole L1, hole MSE and PSNR (per image, from hole MSE, averaged), on [0, 1] pixels."""
+    l1s, mses = [], []
+    for i, batch in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        image, mask = batch["image"].to(device), batch["mask"].to(device)
+        with eval_mode(method):
+            out = method.inpaint(image, mask).float()
+        w = mask.expand_as(out)
+        n = w.flatten(1).sum(1).clamp_min(1)
+        l1s.append(((out - image).abs() * w).flatten(1).sum(1).div(n).cpu())
+        mses.append(((out - image) ** 2 * w).flatten(1).sum(1).div(n).cpu())
+    if not l1s:
+        return {}
+    l1, mse = torch.cat(l1s), torch.cat(mses)
+    return {"hole_l1": float(l1.mean()), "hole_mse": float(mse.mean()), "psnr": float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())}
+
+
+def _rng_state(ctx: TrainContext) -> dict[str, Any]:
+    # Library code never uses numpy's global RNG (data randomness is seeded per sample), so only
+    # torch's generators are saved; the file then holds tensors and plain containers only.
+    st = {"torch": torch.get_rng_state(), "ctx": ctx.generator.get_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(ctx: TrainContext, st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    ctx.generator.set_state(st["ctx"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+@dataclass
+class TrainResult:
+    step: int
+    out_dir: Path
+    last_checkpoint: Path | None
+    val: dict[str, float]
+    skipped_images: int
+
+
+class Trainer:
+    """Builds data, method and optimizers from a :class:`RunConfig` and runs the phases."""
+
+    def __init__(self, cfg: RunConfig, progress: bool = True):
+        self.cfg = cfg
+        tc = cfg.train
+        self.device = resolve_device(tc.device)
+        self.dist = D.init_distributed(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        torch.manual_seed(tc.seed)  # weight initialisation; identical on every rank
+        self.out_dir = Path(tc.out_dir)
+        self.progress = progress and self.dist.is_main
+        mask_fn = build_mask_generator(cfg.masks)
+        self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed)
+        channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
+        self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+        self.method.to(self.device)
+        D.broadcast_module(self.method, self.dist)
+        self.optimizers = self.method.configure_optimizers(tc)
+        self.ctx = TrainContext(self.optimizers, self.device, tc.amp, tc.grad_clip, self.dist, seed=tc.seed + 7919 * self.dist.rank)
+        self.phases = self.method.phases()
+        self.total = sum(p.steps for p in self.phases)
+        if tc.max_steps:
+            self.total = min(self.total, tc.max_steps)
+        self.per_rank_bs = max(1, tc.batch_size // self.dist.world_size)
+        self.batches_per_epoch = len(self.train_ds) // self.dist.world_size // self.per_rank_bs
+        if self.batches_per_epoch < 1:
+            raise ValueError(
+                f"the training split has {len(self.train_ds)} images, fewer than one batch of {tc.batch_size}: "
+                "lower train.batch_size or add images"
+            )
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.last_val: dict[str, float] = {}
+
+    # -------------------------------------------------------------------------------- checkpoints
+
+    def state_payload(self) -> dict[str, Any]:
+        return {
+            "format": "inpaintgan-train-1",
+            "method": self.cfg.method,
+            "config": to_dict(self.cfg),
+            "model": self.method.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.ctx.scaler.state_dict(),
+            "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch},
+            "rng": _rng_state(self.ctx),
+            "val": dict(self.last_val),
+        }
+
+    def load_payload(self, payload: dict[str, Any]) -> None:
+        if payload.get("method") != self.cfg.method:
+            raise ValueError(f"checkpoint is for method {payload.get('method')!r}, config says {self.cfg.method!r}")
+        self.method.load_state_dict(payload["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(payload["optimizers"][k])
+        if payload.get("scaler"):
+            self.ctx.scaler.load_state_dict(payload["scaler"])
+        prog = payload["progress"]
+        self.step, self.epoch, self.batch_in_epoch = prog["step"], prog["epoch"], prog["batch_in_epoch"]
+        _set_rng_state(self.ctx, payload["rng"])
+        self.last_val = dict(payload.get("val") or {})
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.out_dir, self.step, self.state_payload(), self.cfg.train.keep_last)
+
+    # ----------------------------------------------------------------------------------- the loop
+
+    def _loader(self, ds, sampler, shuffle_epoch: int | None = None) -> DataLoader:
+        if shuffle_epoch is not None:
+            ds.set_epoch(shuffle_epoch)
+        return DataLoader(
+            ds,
+            batch_size=self.per_rank_bs,
+            sampler=sampler,
+            drop_last=sampler is not None,
+            num_workers=self.cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _batches(self) -> Iterator[dict[str, Tensor]]:
+        """Endless stream of batches that continues from (epoch, batch_in_epoch). The position is
+        advanced before a batch is handed out, so a checkpoint taken after the step that used it
+        resumes with the next batch."""
+        while True:
+            if self.batch_in_epoch >= self.batches_per_epoch:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.on_epoch_end()
+            sampler = ResumableSampler(
+                len(self.train_ds), self.cfg.train.seed, self.epoch, self.batch_in_epoch * self.per_rank_bs,
+                self.dist.rank, self.dist.world_size,
+            )
+            for batch in self._loader(self.train_ds, sampler, self.epoch):
+                self.batch_in_epoch += 1
+                yield {k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+                if self.batch_in_epoch >= self.batches_per_epoch:
+                    break
+
+    def on_epoch_end(self) -> None:
+        if self.cfg.train.val_every == 0:
+            self.validate()
+
+    def val_loader(self) -> DataLoader:
+        return self._loader(self.val_ds, None)
+
+    def validate(self) -> dict[str, float]:
+        if not self.dist.is_main:
+            return {}
+        self.last_val = evaluate(self.method, self.val_loader(), self.device, self.cfg.train.val_batches)
+        self.logger.log(self.step, self.last_val, prefix="val/")
+        return self.last_val
+
+    def write_samples(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        batch = next(iter(DataLoader(self.val_ds, batch_size=min(8, len(self.val_ds)))))
+        image, mask = batch["image"].to(self.device), batch["mask"].to(self.device)
+        with torch.no_grad(), eval_mode(self.method):
+            out = self.method.inpaint(image, mask)
+        grid = make_grid([masked_input_view(image, mask), out, image])
+        upscale = max(1, 128 // self.cfg.data.image_size)
+        return save_image(grid, self.out_dir / "samples" / f"step_{self.step:08d}.png", upscale=upscale)
+
+    def run(self, resume: str = "") -> TrainResult:
+        tc = self.cfg.train
+        ckpt = find_resume(self.out_dir, resume)
+        if ckpt is not None:
+            from inpaintgan.checkpoints import load_training_state
+
+            self.load_payload(load_training_state(ckpt, map_location=self.device))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
+        self.logger = MetricLogger(self.out_dir, tc.tensorboard and self.dist.is_main)
+        self.logger.truncate_after(self.step)
+        if ckpt is not None and self.dist.is_main:
+            tqdm.write(f"resumed from {ckpt} at step {self.step}")
+        last_ckpt = ckpt
+        start_time = time.time()
+        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, desc=self.cfg.method, dynamic_ncols=True)
+        stream = self._batches()
+        current_phase = None
+        try:
+            while self.step < self.total:
+                _, phase, _ = phase_at(self.phases, self.step)
+                if phase is not current_phase:
+                    set_phase_modes(self.method, self.optimizers, phase)
+                    current_phase = phase
+                batch = next(stream)
+                logs = self.method.train_step(batch, phase, self.step, self.ctx)
+                self.step += 1
+                bar.update(1)
+                if self.progress:
+                    bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
+                if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
+                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
+                    if bad:
+                        raise FloatingPointError(f"non-finite loss {bad} at step {self.step} (phase {phase.name})")
+                    self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
+                if tc.val_every and self.step % tc.val_every == 0:
+                    self.validate()
+                if tc.sample_every and self.step % tc.sample_every == 0:
+                    self.write_samples()
+                if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+                    last_ckpt = self.save() or last_ckpt
+                if self._time_up(start_time):
+                    break
+        finally:
+            bar.close()
+        if self.dist.is_main:
+            if not self.last_val or tc.val_every == 0:
+                self.validate()
+            self.write_samples()
+            last_ckpt = self.save() or last_ckpt
+            self.logger.close()
+        D.barrier(self.dist)
+        skipped = self.train_ds.skipped + self.val_ds.skipped
+        if skipped and self.dist.is_main:
+            tqdm.write(f"warning: {skipped} unreadable image(s) were skipped (see warnings above)")
+        return TrainResult(self.step, self.out_dir, last_ckpt, self.last_val, skipped)
+
+    def _time_up(self, start: float) -> bool:
+        limit = getattr(self.cfg.train, "time_limit_min", 0.0)
+        return bool(limit) and (time.time() - start) / 60 >= limit
+
+
+def train(cfg: RunConfig, resume: str = "", progress: bool = True) -> TrainResult:
+    """Train ``cfg`` (optionally resuming: ``"auto"`` or a checkpoint path)."""
+    trainer = Trainer(cfg, progress=progress)
+    try:
+        return trainer.run(resume)
+    finally:
+        D.cleanup(trainer.dist)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny image folders and tiny configs, so the suite runs in minutes on 2 cores."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def write_image_folder(root, n: int = 24, size: int = 16, seed: int = 0):
+    """Smooth random colour images (gradients + blobs), so inpainting is learnable."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(n):
+        a = rng.uniform(0, 1, (3, 3))
+        img = np.stack([a[c, 0] * xx + a[c, 1] * yy + a[c, 2] * 0.3 for c in range(3)], -1)
+        img = np.clip(img / max(img.max(), 1e-6), 0, 1)
+        sub = root / f"class{i % 2}"
+        sub.mkdir(exist_ok=True)
+        Image.fromarray((img * 255).astype(np.uint8)).save(sub / f"img_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "images")
+
+
+def tiny_glcic_overrides(data_root, out_dir, steps=(3, 2, 3)) -> list[str]:
+    return [
+        "method=glcic",
+        "model.width=8",
+        "model.d_width=8",
+        f"model.steps_completion={steps[0]}",
+        f"model.steps_discriminator={steps[1]}",
+        f"model.steps_joint={steps[2]}",
+        "model.adv_loss=lsgan",
+        "model.alpha=0.01",
+        f"data.root={data_root}",
+        "data.image_size=16",
+        "data.val_fraction=0.2",
+        "data.test_fraction=0.0",
+        "masks.kind=glcic_rect",
+        "train.batch_size=4",
+        f"train.out_dir={out_dir}",
+        "train.log_every=1",
+        "train.sample_every=0",
+        "train.ckpt_every=0",
+        "train.val_every=0",
+        "train.val_batches=1",
+        "train.tensorboard=false",
+        "train.lr=0.001",
+    ]

@@ -1,0 +1,173 @@
+"""The shared trainer: phases freeze the right networks, overfitting works, resume is exact,
+checkpoint writes are atomic, bad input is reported clearly."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import tiny_glcic_overrides
+from inpaintgan.checkpoints import CheckpointError, load_model, load_training_state
+from inpaintgan.config import ConfigError, load_config
+from inpaintgan.registry import UnknownNameError
+from inpaintgan.training import state as state_mod
+from inpaintgan.training.trainer import Trainer, train
+
+
+def _cfg(data, out, *extra, steps=(3, 2, 3)):
+    return load_config(None, tiny_glcic_overrides(data, out, steps) + list(extra))
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before, after):
+    return any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_phases_change_exactly_their_networks(image_folder, tmp_path):
+    out = tmp_path / "run"
+    t = Trainer(_cfg(image_folder, out, "train.max_steps=0"), progress=False)
+    g0, d0 = _snapshot(t.method.generator), _snapshot(t.method.discriminator)
+    snaps = []
+    for upto in (3, 5, 8):  # end of completion, discriminator, joint phases
+        cfg = _cfg(image_folder, out, f"train.max_steps={upto}")
+        tr = Trainer(cfg, progress=False)
+        tr.run(resume="auto")
+        snaps.append((_snapshot(tr.method.generator), _snapshot(tr.method.discriminator)))
+    (g1, d1), (g2, d2), (g3, d3) = snaps
+    # completion: G changes, D bit-identical (parameters and BatchNorm statistics)
+    assert _changed(g0, g1) and not _changed(d0, d1)
+    # discriminator phase: G bit-identical, D changes
+    assert not _changed(g1, g2) and _changed(d1, d2)
+    # joint: both change
+    assert _changed(g2, g3) and _changed(d2, d3)
+
+
+def test_loss_falls_when_overfitting_one_batch(image_folder, tmp_path):
+    cfg = _cfg(image_folder, tmp_path / "o", "data.limit=4", "data.flip=false", "train.batch_size=4", steps=(120, 0, 0))
+    cfg.masks.kind = "center"  # the same hole every step: a fixed batch to overfit
+    result = train(cfg, progress=False)
+    with open(tmp_path / "o" / "metrics.csv") as f:
+        losses = [float(r["train/loss_mse"]) for r in csv.DictReader(f) if r.get("train/loss_mse")]
+    assert result.step == 120
+    assert sum(losses[-10:]) / 10 < 0.3 * sum(losses[:5]) / 5
+
+
+def test_resume_is_equivalent_to_straight_run(image_folder, tmp_path):
+    straight = Trainer(_cfg(image_folder, tmp_path / "a"), progress=False)
+    straight.run()
+    first = Trainer(_cfg(image_folder, tmp_path / "b", "train.max_steps=4"), progress=False)
+    first.run()
+    second = Trainer(_cfg(image_folder, tmp_path / "b"), progress=False)
+    second.run(resume="auto")
+    assert second.step == straight.step == 8
+    a, b = straight.method.state_dict(), second.method.state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0), k
+    for name in straight.optimizers:
+        sa = straight.optimizers[name].state_dict()["state"]
+        sb = second.optimizers[name].state_dict()["state"]
+        for i in sa:
+            assert torch.allclose(sa[i]["exp_avg"], sb[i]["exp_avg"], atol=1e-6, rtol=0)
+
+
+def test_interrupted_checkpoint_write_keeps_previous(image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    tr = Trainer(_cfg(image_folder, out, "train.max_steps=2"), progress=False)
+    tr.run()
+    good = state_mod.list_checkpoints(out)[-1]
+
+    def broken_save(obj, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"\x80\x02half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    tr.step = 3
+    with pytest.raises(OSError):
+        tr.save()
+    monkeypatch.undo()
+    files = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert files == [good.name]  # no temp file left, previous intact
+    assert load_training_state(good)["progress"]["step"] == 2
+    # a damaged newest file is skipped by --resume auto
+    (out / "checkpoints" / "step_00000009.pt").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="skipping unusable checkpoint"):
+        assert state_mod.find_resume(out, "auto") == good
+
+
+def test_checkpoint_refuses_pickled_objects(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, p)
+    with pytest.raises(CheckpointError, match="pickled objects"):
+        load_training_state(p)
+
+
+def test_bad_config_and_data_errors(tmp_path, image_folder):
+    with pytest.raises(ConfigError, match="valid keys here: .*batch_size"):
+        load_config(None, ["train.batchsize=3"])
+    with pytest.raises(UnknownNameError, match="known methods: .*glcic"):
+        load_config(None, ["method=nope"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(None, ["train.batch_size=abc"])
+    with pytest.raises(FileNotFoundError, match="data folder not found"):
+        Trainer(_cfg(tmp_path / "missing", tmp_path / "r"), progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        Trainer(_cfg(tmp_path / "empty", tmp_path / "r"), progress=False)
+
+
+def test_unreadable_images_are_skipped_and_counted(image_folder, tmp_path):
+    (image_folder / "class0" / "broken.png").write_bytes(b"not a png at all")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        result = train(_cfg(image_folder, tmp_path / "r", "data.val_fraction=0.0", "train.batch_size=25", steps=(2, 0, 0)), progress=False)
+    assert result.skipped_images >= 1
+
+
+def _run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "inpaintgan", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_train_export_and_inpaint(image_folder, tmp_path):
+    out = tmp_path / "cli_run"
+    sets = []
+    for o in tiny_glcic_overrides(image_folder, out, (2, 1, 2)):
+        sets += ["--set", o]
+    r = _run_cli("train", *sets, "--set", "train.sample_every=5", "--no-progress", "--export", str(tmp_path / "m.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert "validation hole_l1" in r.stdout
+    assert (out / "samples" / "step_00000005.png").is_file()
+    assert (out / "config.yaml").is_file()
+    method, meta = load_model(tmp_path / "m.safetensors")
+    assert meta["method"] == "glcic" and meta["training"]["steps"] == 5
+    img = torch.rand(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:9, 5:11] = 1
+    res = method.inpaint(img, mask)
+    assert torch.equal(res[mask.expand_as(res) == 0], img[mask.expand_as(img) == 0])
+    r = _run_cli("train", "--set", "train.nope=1")
+    assert r.returncode == 2 and "unknown config key 'train.nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_torchrun_two_processes_stay_in_sync(image_folder, tmp_path):
+    pytest.importorskip("torch.distributed")
+    out = tmp_path / "ddp"
+    sets = []
+    for o in tiny_glcic_overrides(image_folder, out, (2, 1, 2)):
+        sets += ["--set", o]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "inpaintgan", "train", *sets,
+           "--set", "train.device=cpu", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    payload = load_training_state(state_mod.list_checkpoints(out)[-1])
+    assert payload["progress"]["step"] == 5
