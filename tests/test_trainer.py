@@ -15,7 +15,7 @@ from inpaintgan.checkpoints import CheckpointError, load_model, load_training_st
 from inpaintgan.config import ConfigError, load_config
 from inpaintgan.registry import UnknownNameError
 from inpaintgan.training import state as state_mod
-from inpaintgan.training.trainer import Trainer, train
+from inpaintgan.training.trainer import Trainer, lr_factor, train
 
 
 def _cfg(data, out, *extra, steps=(3, 2, 3)):
@@ -60,11 +60,12 @@ def test_loss_falls_when_overfitting_one_batch(image_folder, tmp_path):
 
 
 def test_resume_is_equivalent_to_straight_run(image_folder, tmp_path):
-    straight = Trainer(_cfg(image_folder, tmp_path / "a"), progress=False)
+    sched = "train.lr_schedule=cosine"  # the learning rate schedule must continue too
+    straight = Trainer(_cfg(image_folder, tmp_path / "a", sched), progress=False)
     straight.run()
-    first = Trainer(_cfg(image_folder, tmp_path / "b", "train.max_steps=4"), progress=False)
+    first = Trainer(_cfg(image_folder, tmp_path / "b", sched, "train.max_steps=4"), progress=False)
     first.run()
-    second = Trainer(_cfg(image_folder, tmp_path / "b"), progress=False)
+    second = Trainer(_cfg(image_folder, tmp_path / "b", sched), progress=False)
     second.run(resume="auto")
     assert second.step == straight.step == 8
     a, b = straight.method.state_dict(), second.method.state_dict()
@@ -75,6 +76,16 @@ def test_resume_is_equivalent_to_straight_run(image_folder, tmp_path):
         sb = second.optimizers[name].state_dict()["state"]
         for i in sa:
             assert torch.allclose(sa[i]["exp_avg"], sb[i]["exp_avg"], atol=1e-6, rtol=0)
+
+
+def test_lr_schedules():
+    assert lr_factor("constant", 5, 10, 0.1) == 1.0
+    assert lr_factor("cosine", 0, 11, 0.1) == pytest.approx(1.0)
+    assert lr_factor("cosine", 5, 11, 0.1) == pytest.approx(0.55)
+    assert lr_factor("cosine", 10, 11, 0.1) == pytest.approx(0.1)
+    assert lr_factor("linear", 5, 11, 0.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="known: constant, cosine, linear"):
+        lr_factor("step", 1, 10, 0.1)
 
 
 def test_interrupted_checkpoint_write_keeps_previous(image_folder, tmp_path, monkeypatch):

@@ -124,3 +124,178 @@ def load_training_state(path: str | Path, map_location="cpu") -> dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # the unpickler raises many types; all mean "refused or corrupt"
         raise CheckpointError(f"cannot load checkpoint {path} (corrupt, or holds pickled objects): {e}") from None
+
+
+def method_from_training_state(payload: dict[str, Any], source: str | Path = "checkpoint"):
+    """Build a method from a trainer checkpoint (already read with ``weights_only=True``).
+
+    Returns ``(method, metadata)`` like :func:`load_model`; the method is in eval mode on the CPU.
+    """
+    from inpaintgan.config import build_run_config, to_dict
+    from inpaintgan.registry import get_method
+
+    if not isinstance(payload, dict) or "config" not in payload or "model" not in payload:
+        keys = ", ".join(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"{source} is not an inpaintgan training checkpoint (needs 'config' and 'model'; has: {keys}); "
+            "export models to .safetensors with 'inpaintgan export'"
+        )
+    cfg = build_run_config(payload["config"])
+    channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
+    method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+    try:
+        method.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"weights in {source} do not fit method {cfg.method!r}: {e}") from None
+    meta = {
+        "format": FORMAT_VERSION,
+        "method": cfg.method,
+        "config": to_dict(cfg.model),
+        "image_size": cfg.data.image_size,
+        "channels": channels,
+        "source": "training checkpoint",
+    }
+    return method.eval(), meta
+
+
+def load_any(path: str | Path, device: str | torch.device = "cpu"):
+    """Load an exported ``.safetensors`` model, or a trainer ``.pt``/``.pth`` checkpoint read with
+    ``torch.load(weights_only=True)`` (files holding pickled objects are refused). ``(method, meta)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    if path.suffix.lower() in (".pt", ".pth"):
+        method, meta = method_from_training_state(load_training_state(path), path)
+        return method.to(device), meta
+    return load_model(path, device)
+
+
+# ------------------------------------------------------------------------------------ model zoo
+
+#: the folder of the weights shipped inside the package
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Named models. ``embedded`` ones ship in :data:`WEIGHTS_DIR`; the others are downloaded on explicit
+#: request only (``inpaintgan download NAME``) into the cache folder, and their checksum is verified.
+#: Keys: url, sha256, filename, description, method, embedded, image_size (working scale, px).
+MODEL_ZOO: dict[str, dict[str, Any]] = {
+    "default": dict(
+        url=None,
+        sha256=None,
+        filename="default.safetensors",
+        description="GLCIC completion network trained on natural photos at 128x128 (object removal; embedded)",
+        method="glcic",
+        embedded=True,
+        image_size=128,
+    ),
+}
+
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def _zoo_entry(name: str) -> dict[str, Any]:
+    from inpaintgan.registry import UnknownNameError
+
+    if name not in MODEL_ZOO:
+        raise UnknownNameError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODEL_ZOO)) or '(none)'} "
+            f"(or give the path of a {'/'.join(MODEL_SUFFIXES)} file)"
+        )
+    return MODEL_ZOO[name]
+
+
+def model_file(name: str) -> Path:
+    """Where the file of zoo model ``name`` is (embedded) or goes (the download cache)."""
+    entry = _zoo_entry(name)
+    if entry.get("embedded"):
+        return WEIGHTS_DIR / entry["filename"]
+    from inpaintgan.download import cache_dir
+
+    return Path(cache_dir()) / "models" / entry["filename"]
+
+
+def is_model_path(name_or_path: str | Path) -> bool:
+    """True if the argument names a file rather than a zoo model (a path separator, a model file
+    suffix, or an existing file that is not a zoo name)."""
+    if isinstance(name_or_path, Path):
+        return True
+    s = str(name_or_path)
+    if s in MODEL_ZOO:
+        return False
+    return "/" in s or os.sep in s or s.lower().endswith(MODEL_SUFFIXES) or Path(s).is_file()
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Zoo name or file path -> the path of an existing model file, or a clear error (unknown name
+    lists the known ones; a model not installed says where to put it and where to get it)."""
+    if is_model_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"model file not found: {path}")
+        return path
+    name = str(name_or_path)
+    entry = _zoo_entry(name)
+    path = model_file(name)
+    if path.is_file():
+        return path
+    if entry.get("embedded"):
+        raise CheckpointError(
+            f"the embedded model {name!r} is missing from this installation: expected {path} "
+            "(reinstall inpaintgan, or train and export one: see weights/README.md)"
+        )
+    where = f"download {entry['url']} by hand" if entry.get("url") else "obtain the file"
+    raise CheckpointError(
+        f"model {name!r} is not installed: run 'inpaintgan download {name}', or {where} and place it at {path}"
+    )
+
+
+def download_model(name: str, force: bool = False, progress: bool = True) -> Path:
+    """Download zoo model ``name`` into the cache (checksum verified); returns its path.
+
+    Embedded models are not downloaded (their path is returned). An installed file is kept unless
+    ``force``.
+    """
+    entry = _zoo_entry(name)
+    path = model_file(name)
+    if entry.get("embedded"):
+        return resolve_model(name)
+    if path.is_file() and not force:
+        return path
+    if not entry.get("url"):
+        raise CheckpointError(f"model {name!r} has no published download URL; place the file at {path} by hand")
+    from inpaintgan.download import download_url
+
+    download_url(entry["url"], path, sha256=entry.get("sha256"), progress=progress)
+    read_metadata(path)  # a file that is not an inpaintgan model is an error now, not at first use
+    return path
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The model zoo: one dict per model (name, method, image_size, installed, path, url, embedded,
+    description)."""
+    rows = []
+    for name, entry in sorted(MODEL_ZOO.items()):
+        try:
+            path: Path | None = model_file(name)
+        except ImportError:  # no download module: the cache folder is unknown
+            path = None
+        installed = bool(path and path.is_file())
+        image_size = entry.get("image_size")
+        if installed:
+            try:
+                image_size = read_metadata(path).get("image_size", image_size)
+            except CheckpointError:
+                installed = False
+        rows.append(
+            dict(
+                name=name,
+                method=entry.get("method", "?"),
+                image_size=image_size,
+                installed=installed,
+                path=str(path) if path else None,
+                url=entry.get("url"),
+                embedded=bool(entry.get("embedded")),
+                description=entry.get("description", ""),
+            )
+        )
+    return rows

@@ -28,6 +28,7 @@ class DataConfig:
     val_root: str = ""  # optional separate validation folder (else a seeded split of ``root``)
     image_size: int = 32  # training resolution (square)
     resize: str = "crop"  # crop: random crop (resize up if smaller) | resize: whole image resized
+    crop_scale: tuple[float, float] = (1.0, 1.0)  # crop mode: short side first resized to size * U(a, b)
     flip: bool = True  # random horizontal flip
     grayscale: bool = False  # L instead of RGB (Fashion-MNIST methods)
     val_fraction: float = 0.05  # seeded split of the training set (the GLCIC report used 90/5/5)
@@ -64,6 +65,8 @@ class TrainConfig:
     lr_d: float = 0.0  # discriminator learning rate (0 = same as lr)
     betas: tuple[float, float] = (0.5, 0.999)
     grad_clip: float = 0.0  # 0 = off
+    lr_schedule: str = "constant"  # constant | cosine | linear: decay over all steps to lr * lr_min_factor
+    lr_min_factor: float = 0.05
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "none"  # none | bf16 | fp16 (GPU only)

@@ -1,5 +1,303 @@
-"""``inpaintgan fill / demo / models / download`` (to be written)."""
+"""``inpaintgan fill / demo / models / download``: inference from the command line.
+
+``fill`` runs a model on image files or folders. Output names come from the input file names only
+(their basename), so nothing is written outside ``-o``; an output that would replace an input image
+or mask is refused; every file is written atomically. A bad file (unreadable, mask of another size,
+mask covering everything, ...) is reported and skipped; the failures are listed at the end and the
+exit code is 1. Errors that stop everything (unknown model, bad option) exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inpaintgan.cli import CLIError
+from inpaintgan.imageio import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_EXTS
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+OUTPUT_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
 
 
-def register(sub) -> None:
-    pass
+# ------------------------------------------------------------------------------------------- fill
+
+
+def collect_inputs(paths: list[str]) -> list[Path]:
+    """Files as given, folders expanded to their image files (not recursive, sorted, no hidden files).
+
+    A path that does not exist stays in the list (it is reported as a failure, like a bad file)."""
+    out: list[Path] = []
+    for s in paths:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS and not f.name.startswith("."))
+            if not found:
+                print(f"warning: folder {p} holds no images ({', '.join(IMAGE_EXTS)})", file=sys.stderr)
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def find_mask(image: Path, mask_dir: Path) -> Path:
+    """The mask of ``image`` in ``mask_dir``: same stem, ``.png`` first, then the other image
+    extensions, then ``<stem>_mask.<ext>``. FileNotFoundError names what was looked for."""
+    stem = image.stem
+    exts = (".png",) + tuple(e for e in IMAGE_EXTS if e != ".png")
+    for name in (stem, f"{stem}_mask"):
+        for ext in exts:
+            for cand in (mask_dir / f"{name}{ext}", mask_dir / f"{name}{ext.upper()}"):
+                if cand.is_file() and cand.resolve() != image.resolve():
+                    return cand
+    raise FileNotFoundError(f"no mask for {image.name} in {mask_dir} (looked for {stem}.png, {stem}.jpg, ..., {stem}_mask.png, ...)")
+
+
+def _resolved(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except OSError:
+        return p.absolute()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True if both exist and are one file (hard links, symlinks, case-insensitive file systems)."""
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def plan_outputs(inputs: list[Path], output: str, fmt: str | None, single_file_input: bool) -> tuple[Path | None, list[Path]]:
+    """(output folder or None, output path per input). One input file and ``-o`` with an image
+    extension (not an existing folder) -> that file; otherwise ``-o`` is a folder and each output is
+    named after its input's basename (with the ``--format`` extension if given)."""
+    o = Path(output)
+    if single_file_input and len(inputs) == 1 and not o.is_dir() and o.suffix.lower() in FORMATS:
+        if fmt and FORMATS["." + fmt] != FORMATS[o.suffix.lower()]:
+            raise CLIError(f"--format {fmt} disagrees with the output file name {o}")
+        return None, [o]
+    if o.exists() and not o.is_dir():
+        raise CLIError(f"output {o} exists and is not a folder (several inputs need an output folder)")
+    names = []
+    for p in inputs:
+        base = Path(p.name)  # basename only: an input path cannot steer the output elsewhere
+        names.append(o / (base.stem + "." + fmt if fmt else base.name))
+    return o, names
+
+
+def cmd_fill(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from inpaintgan.imageio import fit_mask, read_image, read_mask, write_image
+    from inpaintgan.inpainter import Inpainter
+
+    if args.dilate < 0:
+        raise CLIError(f"--dilate must be >= 0, got {args.dilate}")
+    inputs = collect_inputs(args.images)
+    if not inputs:
+        raise CLIError("no input images found")
+    single = len(args.images) == 1 and not Path(args.images[0]).is_dir()
+    out_dir, outputs = plan_outputs(inputs, args.output, args.format, single)
+    shared_mask = None
+    protected = {_resolved(p) for p in inputs}
+    if args.mask:
+        shared_mask = read_mask(args.mask, args.max_pixels)
+        protected.add(_resolved(Path(args.mask)))
+    mask_dir = Path(args.mask_dir) if args.mask_dir else None
+    if mask_dir is not None and not mask_dir.is_dir():
+        raise CLIError(f"mask folder not found: {mask_dir}")
+
+    inpainter = Inpainter.from_pretrained(args.model, device=args.device, working_size=args.working_size)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[Path, str]] = []
+    written: dict[Path, Path] = {}
+    bar = tqdm(list(zip(inputs, outputs)), desc="fill", unit="img", disable=True if args.quiet else None, file=sys.stderr)
+    for src, dst in bar:
+        try:
+            mask_path = find_mask(src, mask_dir) if mask_dir is not None else Path(args.mask)
+            key = _resolved(dst)
+            if key in protected or key == _resolved(mask_path) or any(_same_file(dst, p) for p in (src, mask_path)):
+                raise CLIError(f"output {dst} would overwrite an input; choose another -o")
+            if key in written:
+                raise CLIError(f"output name {dst.name} is already taken by {written[key]} (same file name in two inputs)")
+            image = read_image(src, args.max_pixels)
+            mask = shared_mask if shared_mask is not None else read_mask(mask_path, args.max_pixels)
+            mask = fit_mask(mask, image.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = inpainter(
+                    image, mask, strategy=args.strategy, dilate=args.dilate,
+                    blend=args.blend, prefill=args.prefill,
+                )
+            for w in caught:
+                tqdm.write(f"warning: {src}: {w.message}", file=sys.stderr)
+            write_image(result, dst, format=args.format, exif=image.info.get("exif"))
+            written[key] = src
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+            msg = str(e) if isinstance(e, (OSError, ValueError, CLIError, LookupError)) else f"{type(e).__name__}: {e}"
+            failures.append((src, msg))
+            if args.quiet:
+                continue
+            tqdm.write(f"failed: {src}: {msg}", file=sys.stderr)
+    where = out_dir if out_dir is not None else outputs[0]
+    print(f"wrote {len(written)} of {len(inputs)} image(s) to {where}")
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for src, msg in failures:
+            print(f"  {src}: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+
+def demo_examples(assets: Path = ASSETS_DIR) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs bundled with the package: ``<name>.jpg`` + ``<name>_mask.png``."""
+    pairs = []
+    for img in sorted(assets.glob("*.jpg")):
+        mask = img.with_name(f"{img.stem}_mask.png")
+        if mask.is_file():
+            pairs.append((img, mask))
+    return pairs
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), alpha: float = 0.6) -> np.ndarray:
+    """The image with its hole tinted (uint8 (H, W, 3))."""
+    out = image.astype(np.float32)
+    out[mask] = out[mask] * (1 - alpha) + np.asarray(color, np.float32) * alpha
+    return out.round().astype(np.uint8)
+
+
+def comparison_grid(rows: list[list[np.ndarray]], gap: int = 8) -> np.ndarray:
+    """Rows of uint8 (H, W, 3) panels side by side, rows stacked, on a white background."""
+    heights = [max(p.shape[0] for p in r) for r in rows]
+    widths = [sum(p.shape[1] for p in r) + gap * (len(r) - 1) for r in rows]
+    canvas = np.full((sum(heights) + gap * (len(rows) + 1), max(widths) + 2 * gap, 3), 255, np.uint8)
+    y = gap
+    for r, h in zip(rows, heights):
+        x = gap
+        for p in r:
+            canvas[y : y + p.shape[0], x : x + p.shape[1]] = p
+            x += p.shape[1] + gap
+        y += h + gap
+    return canvas
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inpaintgan.imageio import read_image, read_mask, write_image
+    from inpaintgan.inpainter import Inpainter
+
+    examples = demo_examples()
+    if not examples:
+        raise CLIError(f"no example images found in {ASSETS_DIR} (broken installation?)")
+    inpainter = Inpainter.from_pretrained(args.model, device=args.device)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for img_path, mask_path in examples:
+        image, mask = read_image(img_path), read_mask(mask_path)
+        result = inpainter(image, mask)
+        write_image(result, out / f"{img_path.stem}_filled.png")
+        rows.append([mask_overlay(np.asarray(image), mask), np.asarray(result)])
+    path = write_image(comparison_grid(rows), out / "comparison.png")
+    print(f"model {inpainter.name} ({inpainter.method.name}, {inpainter.image_size}px) on {len(rows)} examples")
+    print(f"results: {out}/<name>_filled.png")
+    print(f"before | after: {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- models, download
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from inpaintgan.checkpoints import list_models
+
+    rows = list_models()
+    print(f"{'name':<16} {'method':<10} {'size':>6}  {'installed':<9}  description")
+    for r in rows:
+        size = f"{r['image_size']}px" if r["image_size"] else "?"
+        print(f"{r['name']:<16} {r['method']:<10} {size:>6}  {'yes' if r['installed'] else 'no':<9}  {r['description']}")
+        if r["installed"]:
+            print(f"{'':<16} at {r['path']}")
+        elif r["embedded"]:
+            print(f"{'':<16} missing: expected at {r['path']}")
+        else:
+            print(f"{'':<16} not downloaded: 'inpaintgan download {r['name']}' puts it at {r['path']}")
+    print("Any .safetensors model file can be given instead of a name (--model PATH).")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from inpaintgan.checkpoints import MODEL_ZOO, download_model, model_file
+
+    for name in args.names:
+        entry = MODEL_ZOO.get(name)
+        if entry is not None and entry.get("embedded"):
+            path = download_model(name)  # the embedded file (an error if it is missing)
+            print(f"{name}: embedded in the package, nothing to download ({path})")
+            continue
+        if entry is not None and model_file(name).is_file() and not args.force:
+            print(f"{name}: already downloaded ({model_file(name)}); --force downloads it again")
+            continue
+        path = download_model(name, force=args.force, progress=not args.quiet)
+        print(f"{name}: {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- parsers
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="default", help="zoo name (see 'inpaintgan models') or a .safetensors file (default: default)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "fill", help="inpaint image files or folders",
+        description="Fill the holes of images (white in the mask = hole) with a trained model. Outputs "
+        "keep the input's file name and format (or --format) and never replace an input.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files and/or folders of images")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mask", help="one mask for every image (white = hole)")
+    g.add_argument("--mask-dir", help="folder of masks named like the images (same stem, .png preferred; or <stem>_mask.*)")
+    p.add_argument("--output", "-o", required=True, help="output file (one input file) or folder")
+    _add_model_args(p)
+    p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
+                   help="auto (default): whole image up to 1.5x the working size, else a crop around each hole")
+    p.add_argument("--working-size", type=int, default=None, help="scale the network works at (default: the model's training size)")
+    p.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the holes by N pixels (default 0)")
+    p.add_argument("--resize-mask", action="store_true", help="resize masks of another size to the image (else an error)")
+    p.add_argument("--blend", default="none", choices=("none", "poisson"), help="Poisson-blend the fill into the image (GLCIC's post-processing)")
+    p.add_argument("--prefill", action="store_true", help="fast-marching (Telea) pre-fill of the holes before the network")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
+    p.set_defaults(func=cmd_fill)
+
+    p = sub.add_parser("demo", help="run the default model on the bundled example photos",
+                       description="Inpaint the bundled example photos and write a before/after comparison image.")
+    p.add_argument("--output", "-o", default="inpaintgan-demo", help="output folder (default: ./inpaintgan-demo)")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the named models (installed or not, where, what)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("download", help="download named models into the cache (checksum verified)",
+                       description="Download models that are not shipped with the package into the cache folder "
+                       "($INPAINTGAN_CACHE, else ~/.cache/inpaintgan). Nothing is ever downloaded implicitly.")
+    p.add_argument("names", nargs="+", metavar="NAME", help="model names (see 'inpaintgan models')")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)

@@ -51,10 +51,15 @@ def glcic_rect(rng: np.random.Generator, h: int, w: int, lo: float = 5 / 32, hi:
 
 
 def two_rect(rng: np.random.Generator, h: int, w: int, lo: float = 5 / 32, hi: float = 12 / 32) -> np.ndarray:
-    """Two rectangles: one inside the left third of the width, one inside the right two thirds."""
+    """Two rectangles: one inside the left third of the width, one inside the right two thirds.
+
+    The right one starts at least one column after the left third ends, so the two holes never
+    touch and always form two separate components.
+    """
     third = w // 3
+    gap = 1 if third > 0 and w - third > 1 else 0
     m = np.zeros((h, w), np.float32)
-    for x0, x1 in ((0, third), (third, w)):
+    for x0, x1 in ((0, third), (third + gap, w)):
         region_w = x1 - x0
         ha, hb = _side_range(lo, hi, h)
         wa, wb = _side_range(lo, hi, w)
@@ -119,10 +124,12 @@ class FolderMasks:
     """
 
     def __init__(self, folder: str | Path, invert: bool = False, max_rotate: float = 45.0, max_dilate: int = 3):
+        if not str(folder):
+            raise ValueError("mask folder is empty: set masks.folder to a folder of mask images")
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"mask folder not found: {self.folder}")
-        self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        self.files = sorted(p for p in self.folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
             raise ValueError(f"mask folder {self.folder} holds no mask images ({', '.join(IMAGE_EXTS)})")
         self.invert, self.max_rotate, self.max_dilate = invert, max_rotate, max_dilate

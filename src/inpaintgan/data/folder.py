@@ -4,13 +4,27 @@ flips and masks."""
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# What a corrupt, truncated or hostile image file raises inside Pillow (a decompression bomb is not an
+# OSError; a truncated GIF gives EOFError; some broken headers surface as struct/zlib errors).
+READ_ERRORS = (
+    OSError,
+    UnidentifiedImageError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+)
 
 
 class ImageSource:
@@ -38,11 +52,27 @@ def list_images(root: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
 
 
+def _to_8bit_gray(im: Image.Image) -> Image.Image:
+    """Single-channel 16/32-bit integer or float image -> "L". Pillow's own ``convert`` clips such
+    values at 255 (a 16-bit PNG turns almost white), so scale instead: 16-bit by 1/257, floats
+    in [0, 1] by 255."""
+    a = np.asarray(im)
+    if im.mode == "F":
+        a = a.astype(np.float64)
+        a = a * 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else a
+    elif im.mode.startswith("I;16") or a.max(initial=0) > 255:  # "I" holds 16-bit PNGs on some Pillows
+        a = a.astype(np.float64) / 257.0
+    return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L")
+
+
 def read_image_array(path: str | Path, grayscale: bool = False) -> np.ndarray:
-    """Read an image file as uint8 (H, W, C): EXIF orientation applied, any mode -> RGB (or L)."""
+    """Read an image file as uint8 (H, W, C): EXIF orientation applied, any mode -> RGB (or L).
+    Transparent pixels are composited onto white; 16-bit and float images are scaled to 8 bits."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "P") and not grayscale:
+        if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+            im = _to_8bit_gray(im)
+        if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):
             im = im.convert("RGBA")
             bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(bg, im)
@@ -73,7 +103,7 @@ class ImageFolder(ImageSource):
         path = self.files[index]
         try:
             return read_image_array(path, self.grayscale)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        except READ_ERRORS as e:
             if str(path) not in self.bad_files:
                 self.bad_files.add(str(path))
                 warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=2)

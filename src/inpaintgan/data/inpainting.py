@@ -17,10 +17,21 @@ from torch.utils.data import Dataset
 from inpaintgan.data.folder import ImageFolder, ImageSource, list_images
 
 
-def fit_to_size(img: np.ndarray, size: int, mode: str, rng: np.random.Generator | None) -> np.ndarray:
+def fit_to_size(
+    img: np.ndarray, size: int, mode: str, rng: np.random.Generator | None, scale: tuple[float, float] = (1.0, 1.0)
+) -> np.ndarray:
     """uint8 (H, W, C) -> (size, size, C). ``crop``: random crop (the short side is first resized up
-    to ``size`` if smaller); ``center``: centre crop; ``resize``: the whole image resized."""
+    to ``size`` if smaller; with ``scale`` = (a, b) and a random generator, the short side is first
+    resized to ``size * U(a, b)``, so crops show more or less of the scene); ``center``: centre crop;
+    ``resize``: the whole image resized."""
     h, w = img.shape[:2]
+    if mode == "crop" and rng is not None and tuple(scale) != (1.0, 1.0):
+        target = size * rng.uniform(scale[0], scale[1])
+        f = max(target, size) / min(h, w)
+        nh, nw = max(size, round(h * f)), max(size, round(w * f))
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
+        img = cv2.resize(img, (nw, nh), interpolation=interp).reshape(nh, nw, -1)
+        h, w = nh, nw
     if mode == "resize":
         if (h, w) != (size, size):
             img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_CUBIC)
@@ -57,12 +68,14 @@ class InpaintingDataset(Dataset):
         flip: bool = True,
         seed: int = 0,
         train: bool = True,
+        crop_scale: tuple[float, float] = (1.0, 1.0),
     ):
         self.source, self.size, self.mask_fn = source, size, mask_fn
         self.indices = list(range(len(source))) if indices is None else list(indices)
         if not self.indices:
             raise ValueError("dataset split is empty")
         self.resize, self.flip, self.seed, self.train = resize, flip, seed, train
+        self.crop_scale = tuple(crop_scale)
         self.epoch = 0
         self.skipped = 0
 
@@ -87,11 +100,12 @@ class InpaintingDataset(Dataset):
             raise RuntimeError(f"no readable image in the dataset ({n} files tried)")
         rng = self.rng_for(i)
         mode = self.resize if self.train else ("center" if self.resize == "crop" else self.resize)
-        img = fit_to_size(arr, self.size, mode, rng)
+        img = fit_to_size(arr, self.size, mode, rng, self.crop_scale if self.train else (1.0, 1.0))
         if self.train and self.flip and rng.random() < 0.5:
             img = img[:, ::-1]
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
-        mask = torch.from_numpy(self.mask_fn(rng, self.size, self.size)).unsqueeze(0)
+        m = np.ascontiguousarray(self.mask_fn(rng, self.size, self.size), dtype=np.float32)  # (S, S)
+        mask = torch.from_numpy(m).unsqueeze(0)
         return {"image": image, "mask": mask, "index": i}
 
 
@@ -111,20 +125,25 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
 
 
 def build_source(data_cfg, train: bool = True) -> ImageSource:
-    """The image source named by a :class:`~inpaintgan.config.DataConfig`."""
+    """The image source named by a :class:`~inpaintgan.config.DataConfig`.
+
+    ``folder`` needs ``data.root``. For ``cifar10`` an empty root means ``<cache_dir>/cifar10``; for
+    ``fashion_mnist`` Debian's ``/usr/share/datasets/fashion-mnist`` if installed, else
+    ``<cache_dir>/fashion-mnist``. Fashion-MNIST is always one channel (``data.grayscale`` is moot).
+    """
     name = data_cfg.dataset
-    if not data_cfg.root:
-        raise ValueError("data.root is empty: set it to a folder of images or the dataset's root")
     if name == "folder":
+        if not data_cfg.root:
+            raise ValueError("data.root is empty: set it to a folder of images (dataset: folder)")
         return ImageFolder(data_cfg.root, grayscale=data_cfg.grayscale)
     if name == "cifar10":
         from inpaintgan.data.cifar10 import CIFAR10
 
-        return CIFAR10(data_cfg.root, train=train, download=data_cfg.download)
+        return CIFAR10(data_cfg.root or None, train=train, download=data_cfg.download, grayscale=data_cfg.grayscale)
     if name == "fashion_mnist":
         from inpaintgan.data.fashion_mnist import FashionMNIST
 
-        return FashionMNIST(data_cfg.root, train=train, download=data_cfg.download)
+        return FashionMNIST(data_cfg.root or None, train=train, download=data_cfg.download)
     raise ValueError(f"unknown dataset {name!r}; known: folder, cifar10, fashion_mnist")
 
 
@@ -143,7 +162,9 @@ def build_datasets(data_cfg, mask_fn, seed: int = 0) -> tuple[InpaintingDataset,
     if data_cfg.limit:
         train_idx = train_idx[: data_cfg.limit]
     common = dict(size=data_cfg.image_size, mask_fn=mask_fn, resize=data_cfg.resize)
-    train = InpaintingDataset(source, indices=train_idx, flip=data_cfg.flip, seed=seed, train=True, **common)
+    train = InpaintingDataset(
+        source, indices=train_idx, flip=data_cfg.flip, seed=seed, train=True, crop_scale=data_cfg.crop_scale, **common
+    )
     val = InpaintingDataset(val_source, indices=val_idx, flip=False, seed=seed + 1, train=False, **common)
     if len(train) < 1:
         warnings.warn("training split is empty", stacklevel=2)

@@ -1,5 +1,197 @@
-"""``inpaintgan eval`` and ``inpaintgan masks`` (to be written)."""
+"""``inpaintgan eval`` (score models and baselines on seeded holes; one table per hole-ratio bucket)
+and ``inpaintgan masks`` (write a protocol's masks as PNGs + a manifest, so other tools can be scored
+on exactly the same holes)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inpaintgan.eval.protocols import PROTOCOLS, get_protocol
+
+
+def _add_protocol_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", default="freeform_buckets", metavar="P",
+                   help=f"mask protocol: {', '.join(PROTOCOLS)} (default: freeform_buckets)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="mask seed (default: 0)")
+    p.add_argument("--mask-dir", default=None, help="folder of mask images for --protocol irregular")
+    p.add_argument("--invert-masks", action="store_true", help="--mask-dir masks mark holes black (NVIDIA's set)")
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser(
+        "eval",
+        help="score models and baselines on seeded holes (table per hole-ratio bucket)",
+        description="Score models (baselines telea/ns/patchmatch/mean, .safetensors files, model names) and "
+        "folders of finished outputs on the same images and the same seeded holes. Prints a Markdown table "
+        "per model and hole-ratio bucket; writes per_image.csv (incremental; a rerun resumes), results.csv, "
+        "results.json, comparison.png and ratio_plot.png to --out.",
+    )
+    p.add_argument("--model", action="append", default=[], metavar="NAME_OR_PATH",
+                   help="a baseline (telea, ns, patchmatch, mean), a .safetensors model file or a model name; repeatable")  # fmt: skip
+    p.add_argument("--outputs", action="append", default=[], metavar="DIR",
+                   help="score a folder of already-inpainted images named like the data images; repeatable")  # fmt: skip
+    p.add_argument("--data", required=True, help="folder of ground-truth images (searched recursively)")
+    _add_protocol_args(p)
+    p.add_argument("--size", type=int, default=256, help="centre-crop and resize images to SxS; 0 = native size (default: 256)")
+    p.add_argument("-n", type=int, default=0, help="use the first N images (sorted by path); 0 = all")
+    p.add_argument("--out", default="eval_results", help="output folder (default: eval_results)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--grayscale", action="store_true", help="read images as grayscale (1 channel)")
+    p.add_argument("--figure-rows", type=int, default=6, help="images in comparison.png (default: 6; 0 = no figure)")
+    p.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_eval)
+
+    q = sub.add_parser(
+        "masks",
+        help="write a mask protocol's masks as PNGs (255 = hole) + manifest",
+        description="Write the masks of a seeded protocol as PNGs (255 = hole) with manifest.json / manifest.csv "
+        "(file, hole ratio, bucket), so any tool can be scored on exactly the same holes. The mask of image i "
+        "depends only on (protocol, seed, i, size).",
+    )
+    _add_protocol_args(q)
+    q.add_argument("-n", type=int, required=True, help="number of masks")
+    q.add_argument("-o", "--out", required=True, help="output folder")
+    q.add_argument("--size", type=int, default=256, help="mask side in pixels; 0 = each --data image's native size")
+    q.add_argument("--data", default=None,
+                   help="optional image folder: also write the prepared images (same crop/resize as eval) to OUT/images")  # fmt: skip
+    q.set_defaults(func=run_masks)
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
+    return dev
+
+
+def _unique_label(label: str, taken: set[str]) -> str:
+    out, k = label, 2
+    while out in taken:
+        out, k = f"{label}#{k}", k + 1
+    taken.add(out)
+    return out
+
+
+def run_eval(args) -> int:
+    from inpaintgan import metrics as M
+    from inpaintgan.baselines import resolve_model
+    from inpaintgan.eval import report
+    from inpaintgan.eval.runner import (
+        Contender,
+        EvalImages,
+        Evaluation,
+        OutputsFolder,
+        bucket_order,
+        format_markdown,
+        load_batch,
+        summarize,
+        to_uint8,
+        write_tables,
+    )
+
+    if not args.model and not args.outputs:
+        raise ValueError("nothing to evaluate: give at least one --model or --outputs")
+    if args.size < 0:
+        raise ValueError(f"--size must be >= 0, got {args.size}")
+    device = _resolve_device(args.device)
+    protocol = get_protocol(args.protocol, args.seed, args.mask_dir, args.invert_masks)
+    data = EvalImages(args.data, args.size, args.n, args.grayscale)
+
+    taken: set[str] = set()
+    contenders = []
+    for name in args.model:
+        label = Path(name).stem if name.endswith(".safetensors") else name
+        try:
+            model = resolve_model(name, device)
+        except ImportError as e:  # an optional baseline's package is missing: one line, not a traceback
+            raise ValueError(f"model {name!r} cannot run here: {e}") from None
+        contenders.append(Contender(_unique_label(label, taken), model=model))
+    for d in args.outputs:
+        folder = OutputsFolder(d)
+        folder.check_complete(data)
+        contenders.append(Contender(_unique_label(f"outputs:{folder.name}", taken), outputs=folder))
+
+    status = M.available_metrics()
+    lpips = M.load_lpips(device) if status["lpips"].available else None
+    unavailable = {k: s.reason for k, s in status.items() if not s.available}
+
+    ev = Evaluation(data, protocol, args.out, device, args.batch_size, args.fresh, lpips)
+    rows = ev.run(contenders, progress=not args.no_progress)
+    labels = [c.label for c in contenders]
+    rows = [r for r in rows if r["model"] in labels]
+    table = summarize(rows, labels, bucket_order(protocol), ev.metric_names)
+    extra = {"settings": json.loads((ev.out / "settings.json").read_text()), "models": labels, "unavailable": unavailable}
+    csv_path, json_path = write_tables(table, ev.out, ev.metric_names, extra)
+
+    print(format_markdown(table, ev.metric_names))
+    for name, reason in unavailable.items():
+        print(f"\n{name}: unavailable ({reason})")
+
+    if args.figure_rows > 0:
+        k = min(args.figure_rows, len(data))
+        idx = list(range(k))
+        if args.size <= 0:  # native sizes may differ: keep the rows that share the first image's shape
+            shape0 = data.load(0).shape
+            idx = [i for i in idx if data.load(i).shape == shape0]
+        images, masks = load_batch(data, protocol, idx, device)
+        outs = [c.run(data, idx, images, masks) for c in contenders]
+        fig_rows = []
+        for j in range(len(idx)):
+            gt = to_uint8(images[j])
+            fig_rows.append([report.masked_input(gt, masks[j, 0].cpu().numpy())] + [to_uint8(o[j]) for o in outs] + [gt])
+        report.comparison_figure(fig_rows, ["input", *labels, "ground truth"], ev.out / "comparison.png")
+    report.ratio_plot(table, ev.out / "ratio_plot.png")
+    print(f"\nwrote {csv_path}, {json_path}, {ev.out / 'per_image.csv'} and figures in {ev.out}", file=sys.stderr)
+    return 0
+
+
+def run_masks(args) -> int:
+    from PIL import Image
+
+    from inpaintgan.eval.runner import EvalImages
+
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    if args.size < 0 or (args.size == 0 and not args.data):
+        raise ValueError("--size must be positive (or 0 together with --data, for native image sizes)")
+    protocol = get_protocol(args.protocol, args.seed, args.mask_dir, args.invert_masks)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = EvalImages(args.data, args.size, args.n) if args.data else None
+    if data is not None and len(data) < args.n:
+        raise ValueError(f"--data {args.data} holds {len(data)} images, fewer than -n {args.n}")
+    entries = []
+    for i in range(args.n):
+        img = data.load(i) if data is not None else None
+        h, w = img.shape[:2] if img is not None else (args.size, args.size)
+        m = protocol.mask(i, h, w)
+        name = f"{i:05d}.png"
+        Image.fromarray((m > 0.5).astype(np.uint8) * 255).save(out / name)
+        ratio = float(m.mean())
+        entry = {"index": i, "file": name, "hole_ratio": round(ratio, 6), "bucket": protocol.bucket(ratio), "height": h, "width": w}
+        if data is not None:
+            rel = Path(data.rel(i)).with_suffix(".png").as_posix()
+            (out / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(out / "images" / rel)
+            entry["image"] = f"images/{rel}"
+        entries.append(entry)
+    manifest = {**protocol.describe(), "size": args.size, "n": args.n, "hole_value": 255, "masks": entries}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with open(out / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(entries[0].keys()))
+        w.writeheader()
+        w.writerows(entries)
+    print(f"wrote {args.n} {protocol.name} masks (seed {args.seed}) and manifest.json/csv to {out}")
+    return 0

@@ -126,6 +126,19 @@ def eval_mode(module: nn.Module):
             m.training = flag
 
 
+def lr_factor(schedule: str, step: int, total: int, min_factor: float) -> float:
+    """Multiplier of the base learning rate at ``step`` of ``total`` (a pure function of the step, so
+    resuming needs no scheduler state)."""
+    if schedule == "constant" or total <= 1:
+        return 1.0
+    t = min(1.0, step / (total - 1))
+    if schedule == "cosine":
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "linear":
+        return 1.0 - (1 - min_factor) * t
+    raise ValueError(f"unknown lr_schedule {schedule!r}; known: constant, cosine, linear")
+
+
 def module_for(method: InpaintMethod, opt_name: str) -> nn.Module:
     """The network an optimizer trains: by convention the method's attribute of the same name."""
     mod = getattr(method, opt_name, None)
@@ -213,9 +226,12 @@ class Trainer:
         self.method.to(self.device)
         D.broadcast_module(self.method, self.dist)
         self.optimizers = self.method.configure_optimizers(tc)
+        # Base learning rates come from the config, also after resuming (so a resumed run may change them).
+        self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
+        lr_factor(tc.lr_schedule, 0, 2, tc.lr_min_factor)  # unknown schedule names fail here, not mid-run
         self.ctx = TrainContext(self.optimizers, self.device, tc.amp, tc.grad_clip, self.dist, seed=tc.seed + 7919 * self.dist.rank)
         self.phases = self.method.phases()
-        self.total = sum(p.steps for p in self.phases)
+        self.total = self.schedule_total = sum(p.steps for p in self.phases)
         if tc.max_steps:
             self.total = min(self.total, tc.max_steps)
         self.per_rank_bs = max(1, tc.batch_size // self.dist.world_size)
@@ -345,6 +361,10 @@ class Trainer:
                     set_phase_modes(self.method, self.optimizers, phase)
                     current_phase = phase
                 batch = next(stream)
+                factor = lr_factor(tc.lr_schedule, self.step, self.schedule_total, tc.lr_min_factor)
+                for name, opt in self.optimizers.items():
+                    for group, base in zip(opt.param_groups, self.base_lrs[name]):
+                        group["lr"] = base * factor
                 logs = self.method.train_step(batch, phase, self.step, self.ctx)
                 self.step += 1
                 bar.update(1)

@@ -1,0 +1,337 @@
+"""The evaluation runner: every model on the same images and the same seeded holes, scored per image,
+then tabulated per hole-ratio bucket (Markdown, CSV, JSON).
+
+Per-image results are appended to ``per_image.csv`` in the output folder after every batch, so an
+interrupted run loses at most one batch; a rerun with the same ``--out`` and settings skips the
+(model, image) pairs already scored. Metrics are those of :mod:`inpaintgan.metrics`: the hole-only
+and whole-image L1, L2, PSNR, SSIM, and total variation, plus LPIPS when its weights are present.
+Methods follow the protocol of the papers: masks from :mod:`inpaintgan.eval.protocols`, images
+centre-cropped to a square and resized to ``size``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from inpaintgan import metrics as M
+from inpaintgan.data.folder import IMAGE_EXTS, list_images, read_image_array
+from inpaintgan.eval.protocols import Protocol, bucket_label
+
+PER_IMAGE_CSV = "per_image.csv"
+SETTINGS_JSON = "settings.json"
+ALL = "all"
+
+
+def prepare_image(arr: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, C) -> centre square crop resized to (size, size, C); ``size`` 0 keeps it as is."""
+    if size <= 0:
+        return arr
+    h, w = arr.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    arr = arr[y : y + s, x : x + s]
+    if s != size:
+        interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
+        arr = cv2.resize(np.ascontiguousarray(arr), (size, size), interpolation=interp).reshape(size, size, -1)
+    return arr
+
+
+def to_tensor(arr: np.ndarray) -> Tensor:
+    """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255
+
+
+def to_uint8(img: Tensor) -> np.ndarray:
+    """float (C, H, W) in [0, 1] -> uint8 (H, W, C)."""
+    return (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+class EvalImages:
+    """The first ``n`` images under ``root`` (recursive, sorted), prepared at ``size``."""
+
+    def __init__(self, root: str | Path, size: int, n: int = 0, grayscale: bool = False):
+        self.root = Path(root)
+        files = list_images(self.root)
+        if not files:
+            raise ValueError(f"data folder {self.root} holds no images ({', '.join(IMAGE_EXTS)})")
+        self.files = files[:n] if n > 0 else files
+        self.size, self.grayscale = size, grayscale
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def rel(self, i: int) -> str:
+        return self.files[i].relative_to(self.root).as_posix()
+
+    def native(self, i: int) -> np.ndarray:
+        return read_image_array(self.files[i], self.grayscale)
+
+    def load(self, i: int) -> np.ndarray:
+        """Image ``i`` as prepared uint8 (H, W, C)."""
+        return prepare_image(self.native(i), self.size)
+
+
+class OutputsFolder:
+    """Already-inpainted results of another tool: files named like the data images (same relative
+    path; any image extension). Each result is brought to the evaluation size like the data image
+    when it has the data image's native size; otherwise it must already have the evaluation size."""
+
+    def __init__(self, root: str | Path, name: str | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"outputs folder not found: {self.root}")
+        self.name = name or self.root.name
+
+    def find(self, rel: str) -> Path | None:
+        p = self.root / rel
+        if p.is_file():
+            return p
+        for ext in IMAGE_EXTS:
+            q = p.with_suffix(ext)
+            if q.is_file():
+                return q
+        return None
+
+    def load(self, data: EvalImages, i: int, shape: tuple[int, ...]) -> np.ndarray:
+        path = self.find(data.rel(i))
+        if path is None:
+            raise FileNotFoundError(f"outputs folder {self.root} has no result for {data.rel(i)}")
+        arr = read_image_array(path, data.grayscale)
+        if arr.shape[:2] == tuple(shape[:2]):
+            return arr
+        native = data.native(i)
+        if arr.shape[:2] == native.shape[:2]:
+            return prepare_image(arr, data.size)
+        raise ValueError(
+            f"{path} is {arr.shape[1]}x{arr.shape[0]}; expected the evaluation size {shape[1]}x{shape[0]} "
+            f"or the data image's native size {native.shape[1]}x{native.shape[0]}"
+        )
+
+    def check_complete(self, data: EvalImages) -> None:
+        missing = [data.rel(i) for i in range(len(data)) if self.find(data.rel(i)) is None]
+        if missing:
+            raise FileNotFoundError(
+                f"outputs folder {self.root} lacks {len(missing)} of {len(data)} results "
+                f"(e.g. {', '.join(missing[:3])}); file names must match the data images"
+            )
+
+
+@dataclass
+class Contender:
+    """One column of the comparison: a model callable, or a folder of finished outputs."""
+
+    label: str
+    model: Callable[[Tensor, Tensor], Tensor] | None = None
+    outputs: OutputsFolder | None = None
+
+    def run(self, data: EvalImages, idx: list[int], images: Tensor, masks: Tensor) -> Tensor:
+        if self.model is not None:
+            out = self.model(images, masks)
+            if not isinstance(out, Tensor):
+                raise TypeError(f"model {self.label!r} returned {type(out).__name__}, expected a tensor")
+            return out.to(images.device, images.dtype)
+        shape = tuple(images.shape[2:])
+        return torch.stack([to_tensor(self.outputs.load(data, i, shape)) for i in idx]).to(images.device)
+
+
+@dataclass
+class EvalSettings:
+    """What makes two runs comparable (checked before resuming into the same ``--out``)."""
+
+    data: str
+    protocol: dict
+    size: int
+    n: int
+    grayscale: bool
+    metrics: list[str] = field(default_factory=list)
+
+
+def batches(data: EvalImages, batch_size: int) -> Iterable[list[int]]:
+    """Consecutive indices in groups of at most ``batch_size`` with equal prepared shapes."""
+    cur: list[int] = []
+    shape = None
+    for i in range(len(data)):
+        s = data.load(i).shape if data.size <= 0 else None
+        if cur and (len(cur) >= batch_size or s != shape):
+            yield cur
+            cur = []
+        cur.append(i)
+        shape = s
+    if cur:
+        yield cur
+
+
+def load_batch(data: EvalImages, protocol: Protocol, idx: list[int], device) -> tuple[Tensor, Tensor]:
+    """(images (N, C, H, W), masks (N, 1, H, W)) for the given indices, on ``device``."""
+    arrs = [data.load(i) for i in idx]
+    h, w = arrs[0].shape[:2]
+    images = torch.stack([to_tensor(a) for a in arrs]).to(device)
+    masks = protocol.masks(idx, h, w).to(device)
+    return images, masks
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class Evaluation:
+    """Runs contenders over the images and keeps per-image rows in ``out/per_image.csv``."""
+
+    def __init__(
+        self,
+        data: EvalImages,
+        protocol: Protocol,
+        out_dir: str | Path,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+        fresh: bool = False,
+        lpips: torch.nn.Module | None = None,
+    ):
+        self.data, self.protocol, self.device = data, protocol, torch.device(device)
+        self.out = Path(out_dir)
+        self.batch_size = max(1, batch_size)
+        self.lpips = lpips
+        self.metric_names = list(M.METRIC_NAMES) + (["lpips"] if lpips is not None else [])
+        self.settings = EvalSettings(
+            data=str(data.root.resolve()), protocol=protocol.describe(), size=data.size, n=len(data),
+            grayscale=data.grayscale, metrics=self.metric_names,
+        )  # fmt: skip
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.out / PER_IMAGE_CSV
+        self._check_resume(fresh)
+        self.columns = ["model", "index", "file", "hole_ratio", "bucket", *self.metric_names]
+
+    def _check_resume(self, fresh: bool) -> None:
+        spath = self.out / SETTINGS_JSON
+        mine = json.loads(json.dumps(asdict(self.settings)))
+        if spath.is_file() and self.csv_path.is_file() and not fresh:
+            old = json.loads(spath.read_text())
+            if old != mine:
+                diff = sorted(k for k in mine if old.get(k) != mine[k])
+                raise ValueError(
+                    f"{self.out} holds results of a different evaluation (differs in: {', '.join(diff)}); "
+                    "use another --out, or --fresh to discard them"
+                )
+        elif self.csv_path.exists():
+            self.csv_path.unlink()
+        spath.write_text(json.dumps(mine, indent=2))
+
+    def done(self) -> set[tuple[str, str]]:
+        return {(r["model"], r["file"]) for r in read_rows(self.csv_path)}
+
+    def score(self, out: Tensor, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
+        vals = M.compute_all(out, images, masks)
+        if self.lpips is not None:
+            with torch.no_grad():
+                vals["lpips"] = self.lpips(out.to(self.device), images).detach().cpu()
+        return vals
+
+    def run(self, contenders: list[Contender], progress: bool = True) -> list[dict]:
+        """Score every contender on every image not yet scored; returns all per-image rows."""
+        from tqdm.auto import tqdm
+
+        done = self.done()
+        plan = list(batches(self.data, self.batch_size))
+        new_file = not self.csv_path.is_file()
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            if new_file:
+                writer.writeheader()
+                f.flush()
+            for c in contenders:
+                todo = [[i for i in b if (c.label, self.data.rel(i)) not in done] for b in plan]
+                todo = [b for b in todo if b]
+                n_todo = sum(len(b) for b in todo)
+                bar = tqdm(total=n_todo, desc=c.label, unit="img", disable=not progress or n_todo == 0, leave=False)
+                for idx in todo:
+                    images, masks = load_batch(self.data, self.protocol, idx, self.device)
+                    with torch.no_grad():
+                        out = c.run(self.data, idx, images, masks)
+                    vals = self.score(out, images, masks)
+                    ratios = masks.flatten(1).mean(1).cpu()
+                    for k, i in enumerate(idx):
+                        r = float(ratios[k])
+                        row = {"model": c.label, "index": i, "file": self.data.rel(i), "hole_ratio": f"{r:.6f}",
+                               "bucket": self.protocol.bucket(r)}  # fmt: skip
+                        row.update({m: f"{float(vals[m][k]):.6g}" for m in self.metric_names})
+                        writer.writerow(row)
+                    f.flush()  # an interrupt loses at most the batch in flight
+                    bar.update(len(idx))
+                bar.close()
+        return read_rows(self.csv_path)
+
+
+# ------------------------------------------------------------------------------------ aggregation
+
+
+def summarize(rows: list[dict], labels: list[str], buckets: list[str], metric_names: list[str]) -> list[dict]:
+    """Mean of each metric per (model, bucket), plus an ``all`` row per model, with image counts.
+
+    Rows come in the order of ``labels`` then ``buckets`` (empty buckets left out, unknown buckets
+    such as ``other`` appended)."""
+    table = []
+    for label in labels:
+        mine = [r for r in rows if r["model"] == label]
+        present = list(dict.fromkeys(r["bucket"] for r in mine))
+        order = [b for b in buckets if b in present] + [b for b in present if b not in buckets]
+        for b in [*order, ALL]:
+            sel = mine if b == ALL else [r for r in mine if r["bucket"] == b]
+            if not sel:
+                continue
+            entry = {"model": label, "bucket": b, "count": len(sel),
+                     "hole_ratio": float(np.mean([float(r["hole_ratio"]) for r in sel]))}  # fmt: skip
+            for m in metric_names:
+                vals = [float(r[m]) for r in sel if r.get(m) not in (None, "")]
+                entry[m] = float(np.mean(vals)) if vals else math.nan
+            table.append(entry)
+    return table
+
+
+def format_markdown(table: list[dict], metric_names: list[str]) -> str:
+    """The summary as a Markdown table (arrows mark the better direction of each metric)."""
+
+    def head(m: str) -> str:
+        base = m.removesuffix("_hole")
+        arrow = "↑" if M.HIGHER_IS_BETTER.get(base, False) else "↓"
+        return f"{m} {arrow}"
+
+    cols = ["model", "bucket", "n", *[head(m) for m in metric_names]]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) - 2)) + "|"]
+    for e in table:
+        cells = [e["model"], e["bucket"], str(e["count"])]
+        for m in metric_names:
+            v = e[m]
+            cells.append("n/a" if math.isnan(v) else f"{v:.2f}" if m.startswith("psnr") else f"{v:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_tables(table: list[dict], out_dir: Path, metric_names: list[str], extra: dict) -> tuple[Path, Path]:
+    """``results.csv`` and ``results.json`` (the JSON also holds ``extra``: settings, unavailable
+    metrics and why)."""
+    csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["model", "bucket", "count", "hole_ratio", *metric_names])
+        w.writeheader()
+        for e in table:
+            w.writerow({k: e[k] for k in w.fieldnames})
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in e.items()} for e in table]
+    json_path.write_text(json.dumps({**extra, "results": clean}, indent=2))
+    return csv_path, json_path
+
+
+def bucket_order(protocol: Protocol) -> list[str]:
+    return [bucket_label(b) for b in protocol.buckets]
