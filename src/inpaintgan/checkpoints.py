@@ -241,7 +241,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if entry.get("embedded"):
         raise CheckpointError(
             f"the embedded model {name!r} is missing from this installation: expected {path} "
-            "(reinstall inpaintgan, or train and export one: see weights/README.md)"
+            "(reinstall inpaintgan, or put a model exported with 'inpaintgan export' there)"
         )
     where = f"download {entry['url']} by hand" if entry.get("url") else "obtain the file"
     raise CheckpointError(

@@ -144,9 +144,6 @@ def cmd_fill(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             msg = str(e) if isinstance(e, (OSError, ValueError, CLIError, LookupError)) else f"{type(e).__name__}: {e}"
             failures.append((src, msg))
-            if args.quiet:
-                continue
-            tqdm.write(f"failed: {src}: {msg}", file=sys.stderr)
     where = out_dir if out_dir is not None else outputs[0]
     print(f"wrote {len(written)} of {len(inputs)} image(s) to {where}")
     if failures:
