@@ -271,8 +271,8 @@ def download_model(name: str, force: bool = False, progress: bool = True) -> Pat
 
 
 def list_models() -> list[dict[str, Any]]:
-    """The model zoo: one dict per model (name, method, image_size, installed, path, url, embedded,
-    description)."""
+    """The model zoo: one dict per model (name, method, image_size, installed, problem (why an
+    existing file is unusable), file_mb, path, url, embedded, description)."""
     rows = []
     for name, entry in sorted(MODEL_ZOO.items()):
         try:
@@ -280,18 +280,20 @@ def list_models() -> list[dict[str, Any]]:
         except ImportError:  # no download module: the cache folder is unknown
             path = None
         installed = bool(path and path.is_file())
-        image_size = entry.get("image_size")
+        image_size, problem = entry.get("image_size"), None
         if installed:
             try:
                 image_size = read_metadata(path).get("image_size", image_size)
-            except CheckpointError:
-                installed = False
+            except CheckpointError as e:
+                installed, problem = False, str(e)
         rows.append(
             dict(
                 name=name,
                 method=entry.get("method", "?"),
                 image_size=image_size,
                 installed=installed,
+                problem=problem,
+                file_mb=round(path.stat().st_size / 1e6, 2) if installed else None,
                 path=str(path) if path else None,
                 url=entry.get("url"),
                 embedded=bool(entry.get("embedded")),

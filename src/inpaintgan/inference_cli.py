@@ -224,7 +224,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         size = f"{r['image_size']}px" if r["image_size"] else "?"
         print(f"{r['name']:<16} {r['method']:<10} {size:>6}  {'yes' if r['installed'] else 'no':<9}  {r['description']}")
         if r["installed"]:
-            print(f"{'':<16} at {r['path']}")
+            print(f"{'':<16} at {r['path']} ({r['file_mb']} MB)")
+        elif r["problem"]:
+            print(f"{'':<16} unusable: {r['problem']}")
         elif r["embedded"]:
             print(f"{'':<16} missing: expected at {r['path']}")
         else:
@@ -276,9 +278,11 @@ def register(sub: Any) -> None:
     p.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the holes by N pixels (default 0)")
     p.add_argument("--resize-mask", action="store_true", help="resize masks of another size to the image (else an error)")
     p.add_argument("--blend", default="none", choices=("none", "poisson"), help="Poisson-blend the fill into the image (GLCIC's post-processing)")
-    p.add_argument("--prefill", action="store_true", help="fast-marching (Telea) pre-fill of the holes before the network")
+    p.add_argument("--prefill", action="store_true",
+                   help="fast-marching (Telea) pre-fill of the holes before the network (for methods that read the "
+                   "hole's pixels; GLCIC replaces them with its mean fill)")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
     p.set_defaults(func=cmd_fill)
 

@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from inpaintgan.checkpoints import list_models as _list_models
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
+from inpaintgan.checkpoints import list_models as _list_models
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
@@ -99,9 +99,23 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def hole_regions(hole: np.ndarray, group_distance: int = 0) -> list[Box]:
     """Bounding boxes of the connected hole regions (8-connectivity) of a bool (H, W) mask.
 
-    With ``group_distance`` > 0, regions less than that many pixels apart count as one.
+    With ``group_distance`` > 0, regions at most ``2 * group_distance`` pixels apart (chessboard
+    distance) count as one: their context windows, which reach at least ``min_context`` px past a
+    hole on every side, would overlap anyway.
     """
-    m = hole.astype(np.uint8)
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if len(rows) == 0:
+        return []
+    # label only the holes' bounding box (plus room for the grouping dilation): a small hole in a
+    # large photo costs little; boxes are shifted back to image coordinates at the end
+    pad = group_distance
+    oy, ox = max(int(rows[0]) - pad, 0), max(int(cols[0]) - pad, 0)
+    ey, ex = min(int(rows[-1]) + 1 + pad, hole.shape[0]), min(int(cols[-1]) + 1 + pad, hole.shape[1])
+    boxes = _regions_in(hole[oy:ey, ox:ex].astype(np.uint8), group_distance)
+    return [(y0 + oy, x0 + ox, y1 + oy, x1 + ox) for y0, x0, y1, x1 in boxes]
+
+
+def _regions_in(m: np.ndarray, group_distance: int) -> list[Box]:
     if group_distance > 0:
         k = np.ones((2 * group_distance + 1, 2 * group_distance + 1), np.uint8)
         n, labels = cv2.connectedComponents(cv2.dilate(m, k), connectivity=8)
@@ -148,28 +162,34 @@ def plan_crops(hole: np.ndarray, working_size: int, min_context: int = MIN_CONTE
         boxes = hole_regions(hole, group_distance=min_context)
     while True:
         windows = [context_window(b, h, w, working_size, min_context) for b in boxes]
-        parent = list(range(len(boxes)))
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                if _overlap(windows[i], windows[j]) and find(i) != find(j):
-                    parent[find(j)] = find(i)
-                    merged = True
-        if not merged:
+        merged = _merge_overlapping(boxes, windows)
+        if len(merged) == len(boxes):
             return list(zip(windows, boxes))
-        groups: dict[int, Box] = {}
-        for i, b in enumerate(boxes):
-            r = find(i)
-            g = groups.get(r)
-            groups[r] = b if g is None else (min(g[0], b[0]), min(g[1], b[1]), max(g[2], b[2]), max(g[3], b[3]))
-        boxes = list(groups.values())
+        boxes = merged
+
+
+def _merge_overlapping(boxes: list[Box], windows: list[Box]) -> list[Box]:
+    """Union boxes whose windows overlap (transitively: union-find over the overlap graph)."""
+    parent = list(range(len(boxes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if _overlap(windows[i], windows[j]):
+                ri, rj = find(i), find(j)
+                if ri != rj:
+                    parent[rj] = ri
+    groups: dict[int, Box] = {}
+    for i, b in enumerate(boxes):
+        r = find(i)
+        g = groups.get(r)
+        groups[r] = b if g is None else (min(g[0], b[0]), min(g[1], b[1]), max(g[2], b[2]), max(g[3], b[3]))
+    return list(groups.values())
 
 
 # ------------------------------------------------------------------------------ input / output kinds
@@ -392,7 +412,7 @@ class Inpainter:
         working_size: int | None = None,
         min_context: int = MIN_CONTEXT,
     ):
-        self.method = method.eval()
+        self.method = method  # put in eval mode only for the duration of each network call
         self.metadata = dict(metadata or {})
         if device is not None:
             self.device = resolve_device(device)
@@ -461,7 +481,8 @@ class Inpainter:
         Options: ``strategy`` (auto | full | crop | resize), ``working_size`` (px), ``dilate`` (grow
         the hole by N px), ``resize_mask`` (else a mask of another size is an error), ``blend``
         ("poisson": Poisson blending of the fill), ``prefill`` (fast-marching pre-fill of the hole
-        before the network), ``max_pixels`` (limit for images read from files).
+        before the network; it matters only to methods that read the hole's pixels -- GLCIC replaces
+        them with its mean fill), ``max_pixels`` (limit for images read from files).
         """
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
@@ -593,8 +614,13 @@ class Inpainter:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x, m = F.pad(x, pad, mode=mode), F.pad(m, pad, mode=mode)
-        with torch.inference_mode():
-            y = self.method.inpaint(x.to(self.device), m.to(self.device))
+        was_training = self.method.training
+        self.method.eval()
+        try:
+            with torch.inference_mode():
+                y = self.method.inpaint(x.to(self.device), m.to(self.device))
+        finally:
+            self.method.train(was_training)
         y = y.float().cpu()
         return y[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 

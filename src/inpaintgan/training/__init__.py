@@ -1,5 +1,13 @@
-"""The shared trainer: one loop for every method, driven by the method's phases."""
+"""The shared trainer: one loop for every method, driven by the method's phases.
 
-from inpaintgan.training.trainer import TrainContext, Trainer, train
+Imports are lazy so that ``inpaintgan --help`` does not load torch."""
 
 __all__ = ["TrainContext", "Trainer", "train"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from inpaintgan.training import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'inpaintgan.training' has no attribute {name!r}")
