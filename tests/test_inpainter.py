@@ -298,3 +298,17 @@ def test_method_in_training_mode_runs_in_eval_and_is_restored():
     out = Inpainter(method)(img, mask)
     assert method.training  # the caller's mode is left as it was
     assert np.array_equal(out, Inpainter(tiny_method().eval())(img, mask))  # BN used running statistics
+
+
+def test_same_size_batch_runs_in_one_call_and_matches_single_calls(inpainter, monkeypatch):
+    imgs = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    masks = torch.zeros(5, 1, 32, 32)
+    for i in range(5):
+        masks[i, :, 4 + i : 14 + i, 6 : 16 + i] = 1
+    singles = torch.cat([inpainter(imgs[i], masks[i])[None] for i in range(5)])
+    calls = record_calls(inpainter, monkeypatch)
+    batched = inpainter(imgs, masks)
+    assert [c[0] for c in calls] == [5]  # one network call for the whole batch
+    assert torch.allclose(batched, singles, atol=1e-5)
+    known = masks.expand_as(imgs) == 0
+    assert torch.equal(batched[known], imgs[known])
