@@ -188,6 +188,15 @@ MODEL_ZOO: dict[str, dict[str, Any]] = {
         embedded=True,
         image_size=128,
     ),
+    "glcic-cifar10": dict(
+        url=None,
+        sha256=None,
+        filename="glcic_cifar10.safetensors",
+        description="GLCIC reproduced on CIFAR-10 32x32 (configs/glcic_cifar10.yaml; docs/results.md)",
+        method="glcic",
+        embedded=True,
+        image_size=32,
+    ),
 }
 
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth")

@@ -78,6 +78,7 @@ class TrainConfig:
     val_every: int = 0  # steps; 0 = once per epoch
     val_batches: int = 20  # batches of the validation split scored at each validation
     threads: int = 0  # torch CPU threads (0 = torch default)
+    channels_last: bool = False  # NHWC memory format (faster convolutions on CPU with oneDNN, and on tensor cores)
     max_steps: int = 0  # stop after this many steps in total (0 = all phases)
     time_limit_min: float = 0.0  # stop (with a checkpoint) after this many minutes; resume later
     tensorboard: bool = True

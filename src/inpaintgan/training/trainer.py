@@ -224,6 +224,9 @@ class Trainer:
         channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
         self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
         self.method.to(self.device)
+        self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
+        if tc.channels_last:
+            self.method.to(memory_format=torch.channels_last)
         D.broadcast_module(self.method, self.dist)
         self.optimizers = self.method.configure_optimizers(tc)
         # Base learning rates come from the config, also after resuming (so a resumed run may change them).
@@ -306,9 +309,15 @@ class Trainer:
             )
             for batch in self._loader(self.train_ds, sampler, self.epoch):
                 self.batch_in_epoch += 1
-                yield {k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+                yield {k: self._to_device(v) for k, v in batch.items()}
                 if self.batch_in_epoch >= self.batches_per_epoch:
                     break
+
+    def _to_device(self, v):
+        if not isinstance(v, Tensor):
+            return v
+        v = v.to(self.device, non_blocking=True)
+        return v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
 
     def on_epoch_end(self) -> None:
         if self.cfg.train.val_every == 0:
