@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from inpaintgan import metrics
 from inpaintgan.config import RunConfig, dump_config, to_dict
 from inpaintgan.data.inpainting import build_datasets
 from inpaintgan.masks import build_mask_generator
@@ -161,21 +162,23 @@ def set_phase_modes(method: InpaintMethod, optimizers: dict, phase: Phase) -> No
 @torch.no_grad()
 def evaluate(method: InpaintMethod, loader, device, max_batches: int = 0) -> dict[str, float]:
     """Validation: hole L1, hole MSE and PSNR (per image, from hole MSE, averaged), on [0, 1] pixels."""
-    l1s, mses = [], []
+    l1s, mses, psnrs = [], [], []
     for i, batch in enumerate(loader):
         if max_batches and i >= max_batches:
             break
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         with eval_mode(method):
             out = method.inpaint(image, mask).float()
-        w = mask.expand_as(out)
-        n = w.flatten(1).sum(1).clamp_min(1)
-        l1s.append(((out - image).abs() * w).flatten(1).sum(1).div(n).cpu())
-        mses.append(((out - image) ** 2 * w).flatten(1).sum(1).div(n).cpu())
+        l1s.append(metrics.l1(out, image, mask).cpu())
+        mses.append(metrics.mse(out, image, mask).cpu())
+        psnrs.append(metrics.psnr(out, image, mask).cpu())
     if not l1s:
         return {}
-    l1, mse = torch.cat(l1s), torch.cat(mses)
-    return {"hole_l1": float(l1.mean()), "hole_mse": float(mse.mean()), "psnr": float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())}
+    return {
+        "hole_l1": float(torch.cat(l1s).mean()),
+        "hole_mse": float(torch.cat(mses).mean()),
+        "psnr": float(torch.cat(psnrs).mean()),
+    }
 
 
 def _rng_state(ctx: TrainContext) -> dict[str, Any]:
