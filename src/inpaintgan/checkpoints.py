@@ -22,6 +22,12 @@ class CheckpointError(ValueError):
     """A model or training-state file that cannot be used (missing, corrupt, unsafe, wrong method)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
     path = Path(path)
@@ -32,6 +38,7 @@ def atomic_write(path: str | Path, write_fn) -> Path:
         write_fn(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,10 @@ Protocols (1 = hole):
   2017, "Globally and Locally Consistent Image Completion", Sec. 4 / the CIFAR-10 setting).
 - ``center``: the centered square covering 25% of the image (Yeh et al. 2017, "Semantic Image
   Inpainting with Deep Generative Models", Sec. 4).
+- ``two_rect``: two rectangles, one inside the left third of the width and one inside the right two
+  thirds, sides uniform in 5-12 px at 32x32 scaled with the image (20-48 px at 128) -- the two-hole
+  protocol of the "Image Inpainting using GANs with Partial Convolutions" report
+  (:func:`inpaintgan.masks.two_rect`; sizes are that generator's defaults).
 - ``thin`` / ``medium`` / ``thick``: LaMa's evaluation masks (Suvorov et al. 2022, "Resolution-robust
   Large Mask Inpainting with Fourier Convolutions", Sec. 4; configs ``random_{thin,medium,thick}_256``
   of advimman/lama, generator ``MixedMaskGenerator`` in saicinpainting/training/data/masks.py). At
@@ -49,7 +53,7 @@ import cv2
 import numpy as np
 import torch
 
-from inpaintgan.masks import IMAGE_EXTS, center_square, glcic_rect
+from inpaintgan.masks import IMAGE_EXTS, center_square, glcic_rect, two_rect
 from inpaintgan.registry import UnknownNameError
 
 Bucket = tuple[float, float]
@@ -131,6 +135,15 @@ class CenterProtocol(Protocol):
 
     def draw(self, rng, index, h, w):
         return center_square(h, w, 0.25)
+
+
+class TwoRectProtocol(Protocol):
+    """One hole in the left third, one in the right two thirds (the partial-convolution GAN report)."""
+
+    name = "two_rect"
+
+    def draw(self, rng, index, h, w):
+        return two_rect(rng, h, w, 5 / 32, 12 / 32)
 
 
 # LaMa's generator settings at 256 px (configs/data_gen/random_*_256.yaml)
@@ -302,7 +315,7 @@ class FreeformBucketsProtocol(Protocol):
         raise RuntimeError(f"freeform_buckets: could not hit hole ratio [{lo}, {hi}) at {h}x{w}")
 
 
-PROTOCOLS = ("glcic", "center", "thin", "medium", "thick", "irregular", "freeform_buckets")
+PROTOCOLS = ("glcic", "center", "two_rect", "thin", "medium", "thick", "irregular", "freeform_buckets")
 
 
 def get_protocol(name: str, seed: int = 0, mask_dir: str | Path | None = None, invert: bool = False) -> Protocol:
@@ -311,6 +324,8 @@ def get_protocol(name: str, seed: int = 0, mask_dir: str | Path | None = None, i
         return GLCICProtocol(seed)
     if name == "center":
         return CenterProtocol(seed)
+    if name == "two_rect":
+        return TwoRectProtocol(seed)
     if name in LAMA_SETTINGS:
         return LaMaProtocol(name, seed)
     if name == "freeform_buckets":
