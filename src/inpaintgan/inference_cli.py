@@ -90,10 +90,54 @@ def plan_outputs(inputs: list[Path], output: str, fmt: str | None, single_file_i
     return o, names
 
 
+def attention_map_paths(arg: str | None, outputs: list[Path], single_file_input: bool) -> list[Path] | None:
+    """Where ``--attention-map`` writes: PATH for one input file; without PATH, ``<stem>_attention.png``
+    beside each output. None when the option is not given."""
+    if arg is None:
+        return None
+    if arg:
+        if not (single_file_input and len(outputs) == 1):
+            raise CLIError(
+                "--attention-map PATH needs a single input image; with several inputs give --attention-map "
+                "without a path (maps are written as <stem>_attention.png beside the outputs)"
+            )
+        return [Path(arg)]
+    return [o.with_name(f"{o.stem}_attention.png") for o in outputs]
+
+
+def attention_image(inpainter: Any, image: Any, hole: np.ndarray) -> np.ndarray:
+    """The model's contextual attention for ``image`` (PIL) with ``hole`` (bool (H, W)) as the paper's
+    colour-coded flow, uint8 (H, W, 3). The whole image goes through the network, downscaled to the
+    working size when its long side is more than 1.5x that (the map is then upscaled back)."""
+    import torch
+    import torch.nn.functional as F
+
+    from inpaintgan.inpainter import AUTO_FULL_FACTOR
+
+    arr = np.asarray(image.convert("L" if inpainter.channels == 1 else "RGB"), np.float32) / 255.0
+    x = torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], -1)).permute(2, 0, 1)[None]  # (1, C, H, W)
+    m = torch.from_numpy(hole.astype(np.float32))[None, None]  # (1, 1, H, W)
+    h, w = hole.shape
+    ws = inpainter.working_size
+    if max(h, w) > AUTO_FULL_FACTOR * ws:
+        size = (max(1, round(h * ws / max(h, w))), max(1, round(w * ws / max(h, w))))
+        x, m = F.interpolate(x, size=size, mode="area"), (F.interpolate(m, size=size, mode="area") > 0).float()
+    method = inpainter.method
+    was_training = method.training
+    method.eval()
+    try:
+        with torch.inference_mode():
+            _, color = method.inpaint_with_attention(x.to(inpainter.device), m.to(inpainter.device))  # (1, 3, h', w')
+    finally:
+        method.train(was_training)
+    color = F.interpolate(color.float().cpu(), size=(h, w), mode="nearest")[0]
+    return (color.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+
+
 def cmd_fill(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from inpaintgan.imageio import fit_mask, read_image, read_mask, write_image
+    from inpaintgan.imageio import dilate_mask, fit_mask, read_image, read_mask, write_image
     from inpaintgan.inpainter import Inpainter
 
     if args.dilate < 0:
@@ -113,6 +157,13 @@ def cmd_fill(args: argparse.Namespace) -> int:
         raise CLIError(f"mask folder not found: {mask_dir}")
 
     inpainter = Inpainter.from_pretrained(args.model, device=args.device, working_size=args.working_size)
+    attention_paths = attention_map_paths(args.attention_map, outputs, single)
+    if attention_paths is not None and not hasattr(inpainter.method, "inpaint_with_attention"):
+        raise CLIError(
+            f"--attention-map: model {args.model} (method {inpainter.method.name!r}) has no contextual attention "
+            "layer; use a model that has one (e.g. method deepfill)"
+        )
+    attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
@@ -137,8 +188,13 @@ def cmd_fill(args: argparse.Namespace) -> int:
                 )
             for w in caught:
                 tqdm.write(f"warning: {src}: {w.message}", file=sys.stderr)
+            att = attention_for.get(dst)
+            if att is not None and (_resolved(att) in protected or _resolved(att) == key or _resolved(att) in written):
+                raise CLIError(f"attention map {att} would overwrite an input or an output; choose another path")
             write_image(result, dst, format=args.format, exif=image.info.get("exif"))
             written[key] = src
+            if att is not None:
+                write_image(attention_image(inpainter, image, dilate_mask(mask, args.dilate)), att)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
@@ -281,6 +337,9 @@ def register(sub: Any) -> None:
     p.add_argument("--prefill", action="store_true",
                    help="fast-marching (Telea) pre-fill of the holes before the network (for methods that read the "
                    "hole's pixels; GLCIC replaces them with its mean fill)")
+    p.add_argument("--attention-map", nargs="?", const="", default=None, metavar="PATH",
+                   help="also write the contextual attention as a colour-coded flow image (models with an attention "
+                   "layer, e.g. deepfill): to PATH for one input image, else as <stem>_attention.png beside each output")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
