@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = (
     "inpaintgan.training.cli",  # train, config, methods, export
     "inpaintgan.inference_cli",  # fill, demo, models, download
     "inpaintgan.eval.cli",  # eval, masks
+    "inpaintgan.server.cli",  # serve
 )
 
 

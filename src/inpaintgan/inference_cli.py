@@ -134,6 +134,28 @@ def attention_image(inpainter: Any, image: Any, hole: np.ndarray) -> np.ndarray:
     return (color.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
 
 
+def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndarray] | None:
+    """Check ``--task`` / ``--guide`` / ``--guide-mask`` against each other and the model; the guide
+    image and its mask for guided inpainting (else None)."""
+    from inpaintgan.imageio import read_image, read_mask
+
+    if (args.guide is None) != (args.guide_mask is None):
+        raise CLIError("--guide and --guide-mask go together (the guide image and where it goes)")
+    special = args.task == "harmonize" or args.guide is not None
+    if args.task == "harmonize" and args.guide is not None:
+        raise CLIError("--task harmonize takes no --guide (the guide is for guided inpainting)")
+    if special and (args.blend != "none" or args.prefill or args.strategy in ("crop", "resize") or args.attention_map is not None):
+        raise CLIError("--blend, --prefill, --attention-map and --strategy crop/resize apply to plain inpainting only")
+    method = inpainter.method
+    if args.task == "harmonize" and not hasattr(method, "harmonize"):
+        raise CLIError(f"--task harmonize: model {args.model} (method {method.name!r}) cannot harmonize; use e.g. a btgmi model")
+    if args.guide is not None and not hasattr(method, "guided_inpaint"):
+        raise CLIError(f"--guide: model {args.model} (method {method.name!r}) has no guided inpainting; use e.g. a btgmi model")
+    if args.guide is None:
+        return None
+    return read_image(args.guide, args.max_pixels), read_mask(args.guide_mask, args.max_pixels)
+
+
 def cmd_fill(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -157,6 +179,9 @@ def cmd_fill(args: argparse.Namespace) -> int:
         raise CLIError(f"mask folder not found: {mask_dir}")
 
     inpainter = Inpainter.from_pretrained(args.model, device=args.device, working_size=args.working_size)
+    guide = guide_inputs(args, inpainter)
+    if guide is not None:
+        protected |= {_resolved(Path(args.guide)), _resolved(Path(args.guide_mask))}
     attention_paths = attention_map_paths(args.attention_map, outputs, single)
     if attention_paths is not None and not hasattr(inpainter.method, "inpaint_with_attention"):
         raise CLIError(
@@ -182,10 +207,15 @@ def cmd_fill(args: argparse.Namespace) -> int:
             mask = fit_mask(mask, image.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = inpainter(
-                    image, mask, strategy=args.strategy, dilate=args.dilate,
-                    blend=args.blend, prefill=args.prefill,
-                )
+                if args.task == "harmonize":
+                    result = inpainter.harmonize(image, dilate_mask(mask, args.dilate))
+                elif guide is not None:
+                    result = inpainter.guided(image, dilate_mask(mask, args.dilate), *guide)
+                else:
+                    result = inpainter(
+                        image, mask, strategy=args.strategy, dilate=args.dilate,
+                        blend=args.blend, prefill=args.prefill,
+                    )
             for w in caught:
                 tqdm.write(f"warning: {src}: {w.message}", file=sys.stderr)
             att = attention_for.get(dst)
@@ -340,6 +370,11 @@ def register(sub: Any) -> None:
     p.add_argument("--attention-map", nargs="?", const="", default=None, metavar="PATH",
                    help="also write the contextual attention as a colour-coded flow image (models with an attention "
                    "layer, e.g. deepfill): to PATH for one input image, else as <stem>_attention.png beside each output")
+    p.add_argument("--task", default="inpaint", choices=("inpaint", "harmonize"),
+                   help="inpaint (default) | harmonize: re-tone the mask's region to fit the image (models that can, e.g. btgmi)")
+    p.add_argument("--guide", metavar="IMAGE", help="guided inpainting: a guide image of the input's size, used where "
+                   "--guide-mask is white and blended in while the rest of the hole is filled (models that can, e.g. btgmi)")
+    p.add_argument("--guide-mask", metavar="MASK", help="where the guide image's pixels go (white), with --guide")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")

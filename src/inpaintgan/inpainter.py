@@ -657,6 +657,66 @@ class Inpainter:
         y = y.float().cpu()
         return y[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 
+    # ------------------------------------------------------- harmonization and guided inpainting
+
+    def harmonize(self, image: Any, region: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
+        """Re-tone ``region`` (white / 1 = harmonise) of one image to fit the rest, for methods that
+        have ``harmonize`` (e.g. btgmi). The whole image goes through the network at its own size
+        (strategy ``full``); pixels outside the region come back exactly. Returns the input's kind."""
+        return self._task("harmonize", image, region, None, None, max_pixels)
+
+    def guided(self, image: Any, mask: Any, guide: Any, guide_mask: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
+        """Guided inpainting for methods that have ``guided_inpaint`` (e.g. btgmi): ``guide`` (an image of
+        the same size, already positioned) is used where ``guide_mask`` is set and harmonised, the rest
+        of ``mask`` is filled around it. Strategy ``full``; pixels in neither mask come back exactly."""
+        return self._task("guided_inpaint", image, mask, guide, guide_mask, max_pixels)
+
+    def _task(self, fn_name: str, image: Any, mask: Any, guide: Any, guide_mask: Any, max_pixels: int | None) -> Any:
+        fn = getattr(self.method, fn_name, None)
+        if not callable(fn):
+            name = getattr(self.method, "name", type(self.method).__name__)
+            raise ValueError(f"method {name!r} has no {fn_name}(); use a model that has one (e.g. method btgmi)")
+        item = _unpack_one(image, "", max_pixels)
+        hole = fit_mask(_one_mask(mask, "mask", max_pixels), item.size)
+        tensors = [self._tensor(item.data), torch.from_numpy(hole.astype(np.float32))[None, None]]
+        written = hole
+        if guide is not None:
+            g = _unpack_one(guide, "guide", max_pixels)
+            if g.size != item.size:
+                raise ValueError(f"the guide image is {g.size[0]}x{g.size[1]} but the image is {item.size[0]}x{item.size[1]}")
+            gm = fit_mask(_one_mask(guide_mask, "guide mask", max_pixels), item.size, mask_name="the guide mask")
+            tensors += [self._tensor(g.data), torch.from_numpy(gm.astype(np.float32))[None, None]]
+            written = hole | gm
+        if not written.any():
+            warnings.warn("the mask is empty; returning the input unchanged", UserWarning, stacklevel=3)
+            return item.rebuild(_join(item.data.copy(), item.alpha))
+        y = self._run_padded(fn, tensors)[0].permute(1, 2, 0).numpy()  # (H, W, C_model)
+        fill = _from_float(self._from_model_channels(y, item.data.shape[2]), item.data.dtype)
+        out = item.data.copy()
+        out[written] = fill[written]
+        return item.rebuild(_join(out, item.alpha))
+
+    def _tensor(self, data: np.ndarray) -> Tensor:
+        return torch.from_numpy(self._to_model_channels(_to_float(data))).permute(2, 0, 1)[None]  # (1, C, H, W)
+
+    def _run_padded(self, fn: Callable[..., Tensor], tensors: list[Tensor]) -> Tensor:
+        """``fn(*tensors)`` with every tensor reflect-padded to ``size_multiple``, cropped back, on the CPU."""
+        h, w = tensors[0].shape[-2:]
+        mult = int(getattr(self.method, "size_multiple", 1) or 1)
+        ph, pw = (-h) % mult, (-w) % mult
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            tensors = [F.pad(t, pad, mode=mode) for t in tensors]
+        was_training = self.method.training
+        self.method.eval()
+        try:
+            with torch.inference_mode():
+                y = fn(*[t.to(self.device) for t in tensors])
+        finally:
+            self.method.train(was_training)
+        return y.float().cpu()[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
+
 
 __all__ = [
     "Inpainter",

@@ -78,6 +78,7 @@ def export_checkpoint(payload: dict, out: str | Path, half: bool = False) -> Pat
         },
         "metrics": payload.get("val") or {},
     }
+    meta = {**method.extra_state_for_export(), **meta}
     return save_model(method, out, meta, half=half)
 
 
