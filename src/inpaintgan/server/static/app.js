@@ -27,6 +27,8 @@
   const MASK_ALPHA = 0.5;
   const HISTORY_MAX = 60;
   const API = '/api/v1';
+  // what the server opens (Pillow, restricted); other formats are converted to PNG here first
+  const SERVER_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/bmp', 'image/tiff', 'image/gif'];
 
   const ctxView = el.view.getContext('2d');
   const ctxImage = el.image.getContext('2d', { willReadFrequently: true });
@@ -122,6 +124,19 @@
         `${(limits.max_pixels / 1e6).toFixed(0)} MP (inpaintgan serve --max-pixels).`);
       bitmap.close();
       return;
+    }
+    if (blob.type && !SERVER_TYPES.includes(blob.type)) {
+      // a format the browser decodes but the server does not open (AVIF, HEIC, ...): send a PNG of it
+      const c = document.createElement('canvas');
+      c.width = bitmap.width;
+      c.height = bitmap.height;
+      c.getContext('2d').drawImage(bitmap, 0, 0);
+      blob = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));
+      if (!blob || (limits && blob.size > limits.max_upload_bytes)) {
+        showMessage(`${name || 'The image'} is too large for this server once converted to PNG ` +
+          `(uploads up to ${formatBytes(limits ? limits.max_upload_bytes : 0)}).`);
+        return;
+      }
     }
     state.fileName = (name || 'image').replace(/\.[^.]*$/, '') || 'image';
     state.history = [{ image: { blob, bitmap, result: false }, strokes: [], before: null }];
