@@ -333,6 +333,7 @@ class Trainer:
         if not self.dist.is_main:
             return {}
         self.last_val = evaluate(self.method, self.val_loader(), self.device, self.cfg.train.val_batches)
+        self.last_val_step = self.step
         self.logger.log(self.step, self.last_val, prefix="val/")
         return self.last_val
 
@@ -398,7 +399,7 @@ class Trainer:
         finally:
             bar.close()
         if self.dist.is_main:
-            if not self.last_val or tc.val_every == 0:
+            if getattr(self, "last_val_step", None) != self.step:
                 self.validate()
             self.write_samples()
             last_ckpt = self.save() or last_ckpt
