@@ -206,7 +206,7 @@ class Evaluation:
         self.lpips = lpips
         self.metric_names = list(M.METRIC_NAMES) + (["lpips"] if lpips is not None else [])
         self.settings = EvalSettings(
-            data=str(data.root.resolve()), protocol=protocol.describe(), size=data.size, n=len(data),
+            data=str(data.root), protocol=protocol.describe(), size=data.size, n=len(data),
             grayscale=data.grayscale, metrics=self.metric_names,
         )  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
