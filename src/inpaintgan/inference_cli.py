@@ -108,7 +108,7 @@ def attention_map_paths(arg: str | None, outputs: list[Path], single_file_input:
 def attention_image(inpainter: Any, image: Any, hole: np.ndarray) -> np.ndarray:
     """The model's contextual attention for ``image`` (PIL) with ``hole`` (bool (H, W)) as the paper's
     colour-coded flow, uint8 (H, W, 3). The whole image goes through the network, downscaled to the
-    working size when its long side is more than 1.5x that (the map is then upscaled back)."""
+    working size when it is larger than the auto strategy runs whole (the map is then upscaled back)."""
     import torch
     import torch.nn.functional as F
 
@@ -359,7 +359,7 @@ def register(sub: Any) -> None:
     p.add_argument("--output", "-o", required=True, help="output file (one input file) or folder")
     _add_model_args(p)
     p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
-                   help="auto (default): whole image up to 1.5x the working size, else a crop around each hole")
+                   help="auto (default): the whole image when its short side is at most 2x the working size, else a crop around each hole")
     p.add_argument("--working-size", type=int, default=None, help="scale the network works at (default: the model's training size)")
     p.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the holes by N pixels (default 0)")
     p.add_argument("--resize-mask", action="store_true", help="resize masks of another size to the image (else an error)")

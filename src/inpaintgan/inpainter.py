@@ -14,7 +14,7 @@ Any size (``strategy``):
 
 - ``full``: the whole image through a fully convolutional network, reflect-padded to the network's
   ``size_multiple`` and cropped back.
-- ``resize``: the whole image downscaled so its long side is the working size (exactly
+- ``resize``: the whole image downscaled so its short side is the working size (exactly
   ``image_size`` x ``image_size`` for networks that are not fully convolutional), the fill upscaled back.
 - ``crop``: for each hole region a square context window around it, of side
   ``max(L + 2 * max(L, min_context), working_size)`` where L is the longer side of the region's
@@ -23,9 +23,10 @@ Any size (``strategy``):
   working-size window at native resolution. Windows are shifted to stay inside the image. Regions
   whose windows overlap are merged (their union box gets one window), repeatedly, until no two
   windows overlap, so each window holds only its own holes and windows are filled independently.
-  Each window is resized to the working scale if larger, filled, and only its hole pixels are
+  Each window is resized so its short side is the working scale if larger, filled, and only its hole pixels are
   pasted back: a 4000x3000 photo with a small hole costs about what a 256x256 image costs.
-- ``auto`` (default): ``full`` when the image's long side is at most 1.5x the working size, else
+- ``auto`` (default): ``full`` when the image's short side is at most 2x the working size (and its
+  long side at most 4x), else
   ``crop``; for networks that are not fully convolutional, ``resize`` then ``crop``.
 
 Downscaling uses area averaging; the working-scale mask marks every pixel that any hole pixel
@@ -65,8 +66,10 @@ from inpaintgan.postprocess import BLEND_MODES, poisson_blend, prefill_telea
 STRATEGIES = ("auto", "full", "crop", "resize")
 #: smallest context margin around a hole in the crop strategy (pixels of the input image)
 MIN_CONTEXT = 64
-#: ``auto`` runs the whole image when its long side is at most this times the working size
-AUTO_FULL_FACTOR = 1.5
+#: ``auto`` runs the whole image when its short side is at most this times the working size (and its
+#: long side at most twice that): models trained on crops of photos rescaled to a short side of 1-2x
+#: the crop size (``data.crop_scale``) see such images at a scale they were trained on
+AUTO_FULL_FACTOR = 2.0
 #: above this many hole regions, regions closer than ``min_context`` are grouped first (speckled masks)
 _MAX_REGIONS = 256
 
@@ -549,7 +552,8 @@ class Inpainter:
         s = self.image_size
         if strategy == "auto":
             if self.fully_convolutional:
-                return "full" if max(height, width) <= AUTO_FULL_FACTOR * ws else "crop"
+                small = min(height, width) <= AUTO_FULL_FACTOR * ws and max(height, width) <= 2 * AUTO_FULL_FACTOR * ws
+                return "full" if small else "crop"
             if (height, width) == (s, s):
                 return "full"
             return "resize" if max(height, width) <= AUTO_FULL_FACTOR * s else "crop"
@@ -619,9 +623,11 @@ class Inpainter:
         if not self.fully_convolutional:
             s = self.image_size
             return None if (h, w) == (s, s) else (s, s)
-        if max(h, w) <= ws:
+        # Scale by the short side: the network then sees the region at the scale it was trained on
+        # (a 384x256 window becomes 192x128, not 128x85, which is smaller than any training crop).
+        if min(h, w) <= ws:
             return None
-        scale = ws / max(h, w)
+        scale = ws / min(h, w)
         return max(1, round(h * scale)), max(1, round(w * scale))
 
     def _network_fill(self, x: Tensor, m: Tensor, target: tuple[int, int] | None) -> Tensor:
