@@ -128,19 +128,33 @@ def _inference_params(method) -> int:
     return sum(p.numel() for m in mods for p in m.parameters())
 
 
-def bench_method_inference(name: str, sizes: list[int], repeats: int, device) -> list[dict]:
+FIXED_SIZE = 64  # methods that are not fully convolutional (the DCGAN) are timed at this size only
+
+
+def bench_method_inference(
+    name: str, sizes: list[int], repeats: int, device, search_iterations: int = 100
+) -> list[dict]:
+    import dataclasses
+
     from inpaintgan.registry import get_method
 
     cls = get_method(name)
     rows = []
-    for size in sizes:
-        row = {"what": name, "size": size}
+    fixed = not getattr(cls, "fully_convolutional", True)
+    cfg = cls.Config()
+    note = ""
+    if any(f.name == "iterations" for f in dataclasses.fields(cfg)):
+        # inference is an optimisation (Yeh et al.'s z-search): time a given number of iterations
+        cfg = dataclasses.replace(cfg, iterations=search_iterations, progress=False)
+        note = f"{search_iterations} search iterations x {cfg.restarts} restarts (latency ~ linear in both)"
+    for size in [FIXED_SIZE] if fixed else sizes:
+        row = {"what": name, "size": size, "note": note or ("fixed-size network" if fixed else "")}
         k = int(getattr(cls, "size_multiple", 1))
         if size % k:
             rows.append({**row, "note": f"skipped: {size} px is not a multiple of {k}"})
             continue
         try:
-            method = cls(cls.Config(), image_size=size, channels=3).to(device).eval()
+            method = cls(cfg, image_size=size, channels=3).to(device).eval()
             image, mask = _inputs(size, method.channels, 1, device)
             with torch.no_grad(), PeakMemory(device) as mem:
                 sec = _time(lambda m=method, i=image, k=mask: m.inpaint(i, k), device, repeats)
@@ -264,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median; plus one warm-up)")
     p.add_argument("--methods", nargs="+", default=None, help="registered methods to run (default: all)")
     p.add_argument("--baselines", nargs="*", default=["telea", "ns", "patchmatch", "mean"])
+    p.add_argument("--search-iterations", type=int, default=100,
+                   help="methods whose inference is an optimisation (semantic): iterations to time (default 100)")
     p.add_argument("--no-train", action="store_true", help="skip the training-throughput part")
     p.add_argument("--train-size", type=int, default=64)
     p.add_argument("--train-batch", type=int, default=4)
@@ -285,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     inf_rows, train_rows = [], []
     for name in methods:
         print(f"[{name}] inference at {args.sizes}", file=sys.stderr, flush=True)
-        inf_rows += bench_method_inference(name, args.sizes, args.repeats, device)
+        inf_rows += bench_method_inference(name, args.sizes, args.repeats, device, args.search_iterations)
         if not args.no_train:
             print(f"[{name}] training at {args.train_size} px, batch {args.train_batch}", file=sys.stderr, flush=True)
             train_rows += bench_method_training(name, args.train_size, args.train_batch, args.repeats, device)
