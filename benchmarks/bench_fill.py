@@ -18,10 +18,6 @@ machine (``--output ''`` to skip). Not part of the tests.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -30,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from machine import machine_info  # benchmarks/machine.py (scripts run from benchmarks/)
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,29 +73,6 @@ def load_inpainter(args):
         return Inpainter(method, {"model": f"untrained {Path(args.untrained).stem}"}, device=args.device), "untrained weights"
     inp = Inpainter.from_pretrained(args.model, device=args.device)
     return inp, inp.metadata.get("path", args.model)
-
-
-def machine_info(device: str) -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count()
-    return {
-        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu,
-        "cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "opencv": cv2.__version__,
-        "python": platform.python_version(),
-        "device": device,
-    }
 
 
 def run(args) -> tuple[list[dict], dict, str]:

@@ -22,9 +22,6 @@ threads, torch version, device, date). Not part of the tests.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import re
 import resource
 import statistics
@@ -34,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_info  # benchmarks/machine.py (scripts run from benchmarks/)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,32 +217,6 @@ def bench_baselines(names: list[str], sizes: list[int], repeats: int) -> list[di
 
 
 # ---------------------------------------------------------------------------------------- report
-
-
-def machine_info(device: torch.device) -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        if m:
-            cpu = m.group(1).strip()
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count()
-    info = {
-        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu,
-        "cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def _fmt(v, digits=1) -> str:

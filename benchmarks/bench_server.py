@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import io
 import os
-import platform
 import random
 import re
 import subprocess
@@ -40,6 +38,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from machine import machine_info  # benchmarks/machine.py (scripts run from benchmarks/)
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,30 +188,6 @@ def summarize(name: str, results: list[dict], wall: float) -> dict:
 
 
 # ------------------------------------------------------------------------------------ reporting
-
-
-def machine_info(device: str) -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count()
-    import torch
-
-    return {
-        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu,
-        "cores": cores,
-        "omp_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": device,
-    }
 
 
 def fmt(x: float, digits: int = 0) -> str:
