@@ -182,3 +182,21 @@ def test_torchrun_two_processes_stay_in_sync(image_folder, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     payload = load_training_state(state_mod.list_checkpoints(out)[-1])
     assert payload["progress"]["step"] == 5
+
+
+def test_init_from_exported_weights(image_folder, tmp_path):
+    first = Trainer(_cfg(image_folder, tmp_path / "a", steps=(2, 0, 0)), progress=False)
+    first.run()
+    from inpaintgan.checkpoints import save_model
+
+    save_model(first.method, tmp_path / "m.safetensors")
+    warm = Trainer(_cfg(image_folder, tmp_path / "b", "train.seed=5", f"train.init_from={tmp_path / 'm.safetensors'}"), progress=False)
+    cold = Trainer(_cfg(image_folder, tmp_path / "c", "train.seed=5"), progress=False)
+    a, b, c = first.method.generator.state_dict(), warm.method.generator.state_dict(), cold.method.generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(CheckpointError, match="holds a 'glcic' model, not 'pconv'"):
+        from inpaintgan.checkpoints import load_weights_into
+        from inpaintgan.methods.pconv import PConvConfig, PConvGAN
+
+        load_weights_into(PConvGAN(PConvConfig(width=0.125, depth=3), image_size=32), tmp_path / "m.safetensors")

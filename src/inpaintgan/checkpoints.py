@@ -105,21 +105,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     cls = get_method(meta["method"])
     cfg = from_dict(cls.Config, meta.get("config") or {}, "config")
     method = cls(cfg, image_size=int(meta["image_size"]), channels=int(meta["channels"]))
+    load_weights_into(method, path, meta)
+    return method.to(device).eval(), meta
+
+
+def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+    """Load a model file's inference networks (and top-level buffers) into an existing method of the
+    same kind, e.g. to warm-start training from published weights (``train.init_from``)."""
+    meta = meta if meta is not None else read_metadata(path)
+    if meta["method"] != method.name:
+        raise CheckpointError(f"{path} holds a {meta['method']!r} model, not {method.name!r}")
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read weights from {path}: {e}") from None
     for name in method.inference_modules:
         prefix = f"{name}."
+        # float16 files load into the float32 networks; integer buffers (BN counters) stay as they are
         sub = {k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(prefix)}
         try:
             getattr(method, name).load_state_dict(sub, strict=True)
         except RuntimeError as e:
             raise CheckpointError(f"weights in {path} do not fit method {meta['method']!r}: {e}") from None
-    for key, t in tensors.items():
-        if "." not in key and hasattr(method, key):
-            getattr(method, key).copy_(t.float())
-    return method.to(device).eval(), meta
+    with torch.no_grad():
+        for key, t in tensors.items():
+            if "." not in key and hasattr(method, key):
+                getattr(method, key).copy_(t.float())
 
 
 def load_training_state(path: str | Path, map_location="cpu") -> dict[str, Any]:

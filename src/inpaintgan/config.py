@@ -82,6 +82,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many steps in total (0 = all phases)
     time_limit_min: float = 0.0  # stop (with a checkpoint) after this many minutes; resume later
     tensorboard: bool = True
+    init_from: str = ""  # warm start: a model file or zoo name whose inference networks are loaded first
 
 
 @dataclass

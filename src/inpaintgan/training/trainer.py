@@ -226,6 +226,10 @@ class Trainer:
         self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed)
         channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
         self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+        if tc.init_from:  # warm start from exported weights (a resumed checkpoint still wins)
+            from inpaintgan.checkpoints import load_weights_into, resolve_model
+
+            load_weights_into(self.method, resolve_model(tc.init_from))
         self.method.to(self.device)
         self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
         if tc.channels_last:
