@@ -88,6 +88,17 @@ class InpaintMethod(nn.Module, abc.ABC):
         """Known pixels from ``image``, hole pixels from ``pred`` (exactly, no arithmetic on known ones)."""
         return torch.where(mask > 0.5, pred, image)
 
+    def adam_optimizers(self, train_cfg, names: tuple[str, ...] = ("generator", "discriminator")) -> dict:
+        """One Adam per network: ``train.lr`` for the generator, ``train.lr_d`` (or ``lr``) for the
+        others, ``train.betas`` for all; the usual ``configure_optimizers`` of a GAN method."""
+        betas = tuple(train_cfg.betas)
+        return {
+            n: torch.optim.Adam(
+                getattr(self, n).parameters(), lr=train_cfg.lr if n == "generator" else (train_cfg.lr_d or train_cfg.lr), betas=betas
+            )
+            for n in names
+        }
+
     def extra_state_for_export(self) -> dict[str, Any]:
         """Metadata stored beside exported weights (override to add e.g. normalisation constants)."""
         return {}

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from inpaintgan.losses import masked_l1, masked_mse
 from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
 
 OUTPUTS = ("tanh", "sigmoid")
@@ -359,18 +360,6 @@ class MultiscaleDiscriminator(nn.Module):
         return labels
 
 
-def init_weights(module: nn.Module) -> None:
-    """pix2pixHD's ``weights_init``: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
 # ---------------------------------------------------------------------------- patch perceptual loss
 
 
@@ -545,7 +534,7 @@ class BTGMI(InpaintMethod):
         self.generator = BTGMIGenerator(channels + 2, channels, cfg.width, cfg.n_down, cfg.res_blocks,
                                         cfg.dilation, cfg.refine_blocks, cfg.output)
         self.discriminator = MultiscaleDiscriminator(channels, cfg.d_width, cfg.d_layers, cfg.num_d, cfg.d_norm)
-        init_weights(self)
+        init_gan_weights(self)
         if not cfg.blockwise:
             self.generator.set_blocks(cfg.refine_blocks, 1.0)
         # LPIPS's AlexNet (ppl_net=alexnet) lives outside the module tree: not trained, not saved, not
@@ -627,13 +616,9 @@ class BTGMI(InpaintMethod):
             self.alexnet()  # a missing weights file stops here, before the first step
         if train_cfg.optimizer != "adam":
             raise ValueError(f"btgmi trains with adam (pix2pixHD's optimizer), not {train_cfg.optimizer!r}")
-        betas = tuple(train_cfg.betas)
         # one optimizer for the whole generator: blocks not inserted yet are skipped in the forward pass,
         # so they get no gradient and Adam leaves them (and their moments) untouched
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas),
-        }
+        return self.adam_optimizers(train_cfg)
 
     # ------------------------------------------------------------------ forward
 

@@ -236,11 +236,7 @@ class DeepFill(InpaintMethod):
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         if train_cfg.optimizer != "adam":  # the code: Adam, lr 1e-4, betas (0.5, 0.9)
             raise ValueError(f"DeepFill trains with adam (the official code's optimizer), not {train_cfg.optimizer!r}")
-        betas = tuple(train_cfg.betas)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas),
-        }
+        return self.adam_optimizers(train_cfg)
 
     def phases(self) -> list[Phase]:
         c = self.cfg

@@ -108,7 +108,6 @@ class GLCIC(InpaintMethod):
         self.register_buffer("fill_value", mean.view(1, channels, 1, 1))
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
-        lr_d = train_cfg.lr_d or train_cfg.lr
         if train_cfg.optimizer == "adadelta":  # the paper's optimizer, default settings
             return {
                 "generator": torch.optim.Adadelta(self.generator.parameters()),
@@ -116,11 +115,7 @@ class GLCIC(InpaintMethod):
             }
         if train_cfg.optimizer != "adam":
             raise ValueError(f"unknown optimizer {train_cfg.optimizer!r}; known: adam, adadelta")
-        betas = tuple(train_cfg.betas)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas),
-        }
+        return self.adam_optimizers(train_cfg)
 
     def phases(self) -> list[Phase]:
         c = self.cfg

@@ -408,11 +408,7 @@ class PConvGAN(InpaintMethod):
             self.perceptual_network()
         if train_cfg.optimizer != "adam":
             raise ValueError(f"pconv supports optimizer 'adam' only, got {train_cfg.optimizer!r}")
-        betas = tuple(train_cfg.betas)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas),
-        }
+        return self.adam_optimizers(train_cfg)
 
     def phases(self) -> list[Phase]:
         c = self.cfg

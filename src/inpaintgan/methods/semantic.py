@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from inpaintgan.losses import d_loss, g_loss
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
+from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
 
 Z_PRIORS = ("uniform", "normal")
@@ -96,18 +97,6 @@ class SemanticConfig:
 # ------------------------------------------------------------------------------------------ networks
 
 
-def _dcgan_init(module: nn.Module) -> None:
-    """Radford et al.: all weights from N(0, 0.02); BatchNorm scales N(1, 0.02), shifts 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
 def _n_up(image_size: int) -> int:
     n = int(round(math.log2(image_size / 4))) if image_size > 0 else 0
     if image_size < 16 or 4 * 2**n != image_size:
@@ -129,7 +118,7 @@ class DCGANGenerator(nn.Module):
         blocks.append(nn.Sequential(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()))
         self.blocks = nn.ModuleList(blocks)
         self.z_dim = z_dim
-        _dcgan_init(self)
+        init_gan_weights(self)
 
     def forward_to(self, z: Tensor, k: int) -> Tensor:
         """Activations after the first ``k`` blocks (k = 0: z as (N, z_dim, 1, 1))."""
@@ -161,7 +150,7 @@ class DCGANDiscriminator(nn.Module):
             c *= 2
         layers.append(nn.Conv2d(c, 1, 4, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
-        _dcgan_init(self)
+        init_gan_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).flatten()
@@ -325,11 +314,7 @@ class SemanticInpainting(InpaintMethod):
         self._preview = True  # set up for training: validation / sample grids use val_iterations
         if train_cfg.optimizer != "adam":
             raise ValueError(f"semantic supports optimizer 'adam' only (the DCGAN's), got {train_cfg.optimizer!r}")
-        betas = tuple(train_cfg.betas)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=train_cfg.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=train_cfg.lr_d or train_cfg.lr, betas=betas),
-        }
+        return self.adam_optimizers(train_cfg)
 
     def phases(self) -> list[Phase]:
         return [

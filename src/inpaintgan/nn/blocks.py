@@ -63,3 +63,16 @@ class DownsamplingDiscriminator(nn.Module):
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             raise ValueError(f"discriminator expects {self.size}x{self.size} inputs, got {tuple(x.shape[-2:])}")
         return self.fc(torch.flatten(self.features(x), 1))
+
+
+def init_gan_weights(module: nn.Module) -> None:
+    """DCGAN's initialisation (Radford et al. 2016), also pix2pixHD's ``weights_init``: conv weights
+    N(0, 0.02), BatchNorm scales N(1, 0.02), biases and shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
