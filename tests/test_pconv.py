@@ -312,3 +312,78 @@ def test_two_rect_protocol():
         assert boxes[0][3] <= 64 // 3 <= boxes[1][1]  # left third / right two thirds
         for y0, x0, y1, x1 in boxes:
             assert 10 <= y1 - y0 <= 24 and x1 - x0 <= 24  # 5-12 px at 32, scaled x2
+
+
+# ------------------------------------------------------------------ pre-fill + residual (the default model)
+
+
+def test_telea_prefill_residual_starts_at_the_prefill_and_checks_flags():
+    from inpaintgan.postprocess import prefill_telea, prefill_telea_tensor
+
+    m = _tiny(partial=False, prefill="telea", residual=True).eval()
+    image = torch.rand(2, 3, 32, 32).mul(255).round().div(255)  # 8-bit values: the pre-fill is exact
+    mask = _two_holes()
+    pre = prefill_telea_tensor(image, mask)
+    # the batch helper is the array function image by image; known pixels untouched
+    u8 = (image[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    ref = prefill_telea(u8, mask[1, 0].numpy())
+    assert np.array_equal((pre[1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), ref)
+    assert torch.equal(pre[mask.expand_as(pre) < 0.5], image[mask.expand_as(image) < 0.5])
+    assert not torch.allclose(pre, image)  # the hole did change
+    # zero-initialised correction: the untrained model returns exactly the fast-marching fill
+    assert torch.equal(m.inpaint(image, mask), pre)
+    # one training step moves it off the pre-fill, towards lower loss
+    m.train()
+    opt = torch.optim.Adam(m.generator.parameters(), 1e-2)
+    losses = []
+    for _ in range(15):
+        loss, _ = m.reconstruction_loss(m.complete(image, mask), image, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="partial=false"):
+        _tiny(partial=True, prefill="telea")
+    with pytest.raises(ValueError, match="unknown pconv prefill 'ns'"):
+        _tiny(partial=False, prefill="ns")
+
+
+def test_hole_ssim_loss_is_the_metric_and_ignores_known_pixels():
+    from inpaintgan.losses import hole_ssim_loss
+    from inpaintgan.metrics import ssim
+
+    torch.manual_seed(1)
+    target = torch.rand(2, 3, 32, 32)
+    mask = _two_holes()
+    pred = (target + 0.2 * torch.randn_like(target)).clamp(0, 1).requires_grad_(True)
+    loss = hole_ssim_loss(pred, target, mask)
+    comp = torch.where(mask > 0.5, pred.detach(), target)
+    # the loss is 1 - the evaluation's hole SSIM (pooled over the batch's hole pixels; equal holes here)
+    assert loss.item() == pytest.approx(1 - ssim(comp, target, mask).mean().item(), abs=1e-5)
+    assert hole_ssim_loss(target.clone(), target, mask).item() == pytest.approx(0.0, abs=1e-6)
+    (grad,) = torch.autograd.grad(loss, pred)
+    assert grad[mask.expand_as(grad) < 0.5].abs().max() == 0  # known pixels come from the target
+    assert grad[mask.expand_as(grad) > 0.5].abs().max() > 0
+
+
+def test_partial_warm_start_from_a_different_architecture(tmp_path):
+    from inpaintgan.checkpoints import load_weights_into
+    from inpaintgan.checkpoints import CheckpointError
+
+    src = _tiny()  # partial convolutions, 3 input channels, sigmoid output
+    with torch.no_grad():
+        for p in src.generator.parameters():
+            p.add_(1.0)  # distinguishable from a fresh initialisation
+    path = save_model(src, tmp_path / "v1.safetensors")
+    dst = _tiny(partial=False, prefill="telea", residual=True)  # 4 input channels, residual
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_weights_into(dst, path)
+    skipped = load_weights_into(dst, path, strict=False)
+    assert any("encoder.0.conv.weight (input channels 3 -> 4" in s for s in skipped)
+    assert any("re-zeroed" in s for s in skipped)
+    s_sd, d_sd = src.generator.state_dict(), dst.generator.state_dict()
+    assert torch.equal(d_sd["encoder.1.conv.weight"], s_sd["encoder.1.conv.weight"])
+    w = d_sd["encoder.0.conv.weight"]
+    assert torch.equal(w[:, :3], s_sd["encoder.0.conv.weight"]) and w[:, 3:].abs().max() == 0
+    assert d_sd["output.conv.weight"].abs().max() == 0  # the residual still starts at the pre-fill

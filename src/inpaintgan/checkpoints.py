@@ -109,9 +109,37 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     return method.to(device).eval(), meta
 
 
-def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+def _load_matching(module: torch.nn.Module, sub: dict[str, torch.Tensor]) -> list[str]:
+    """Non-strict load: tensors whose name and shape match are copied; a conv weight that differs only
+    in its input channels (dim 1) gets the overlapping channels copied and the new ones zeroed (a
+    network that now also reads e.g. a mask channel starts as the old one). Returns what was skipped."""
+    own = module.state_dict()
+    skipped, ok = [], {}
+    for k, t in own.items():
+        v = sub.get(k)
+        if v is None:
+            skipped.append(f"{k} (missing)")
+        elif v.shape == t.shape:
+            ok[k] = v
+        elif v.dim() == t.dim() >= 2 and v.shape[0] == t.shape[0] and v.shape[2:] == t.shape[2:]:
+            w = torch.zeros_like(t)
+            c = min(v.shape[1], t.shape[1])
+            w[:, :c] = v[:, :c]
+            ok[k] = w
+            skipped.append(f"{k} (input channels {v.shape[1]} -> {t.shape[1]}: overlap copied)")
+        else:
+            skipped.append(f"{k} (shape {tuple(v.shape)} != {tuple(t.shape)})")
+    module.load_state_dict(ok, strict=False)
+    return skipped
+
+
+def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = None, strict: bool = True) -> list[str]:
     """Load a model file's inference networks (and top-level buffers) into an existing method of the
-    same kind, e.g. to warm-start training from published weights (``train.init_from``)."""
+    same kind, e.g. to warm-start training from published weights (``train.init_from``).
+
+    ``strict=False`` (``train.init_strict: false``) warm-starts a changed architecture: tensors of the
+    same name and shape load, the rest keep their initialisation (see :func:`_load_matching`); the
+    names not loaded exactly are returned."""
     meta = meta if meta is not None else read_metadata(path)
     if meta["method"] != method.name:
         raise CheckpointError(f"{path} holds a {meta['method']!r} model, not {method.name!r}")
@@ -119,10 +147,14 @@ def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = No
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read weights from {path}: {e}") from None
+    skipped: list[str] = []
     for name in method.inference_modules:
         prefix = f"{name}."
         # float16 files load into the float32 networks; integer buffers (BN counters) stay as they are
         sub = {k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in tensors.items() if k.startswith(prefix)}
+        if not strict:
+            skipped += [f"{name}.{k}" for k in _load_matching(getattr(method, name), sub)]
+            continue
         try:
             getattr(method, name).load_state_dict(sub, strict=True)
         except RuntimeError as e:
@@ -131,6 +163,9 @@ def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = No
         for key, t in tensors.items():
             if "." not in key and hasattr(method, key):
                 getattr(method, key).copy_(t.float())
+    if not strict:
+        skipped += method.after_partial_load(meta)
+    return skipped
 
 
 def load_training_state(path: str | Path, map_location="cpu") -> dict[str, Any]:

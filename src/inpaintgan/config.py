@@ -83,6 +83,7 @@ class TrainConfig:
     time_limit_min: float = 0.0  # stop (with a checkpoint) after this many minutes; resume later
     tensorboard: bool = True
     init_from: str = ""  # warm start: a model file or zoo name whose inference networks are loaded first
+    init_strict: bool = True  # false: load only the tensors that fit (a changed architecture), log the rest
 
 
 @dataclass

@@ -103,3 +103,15 @@ def spatial_discount(mask: Tensor, gamma: float = 0.99) -> Tensor:
         dist = cv2.distanceTransform(h.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # (H, W) float32
         out[i] = np.where(h, np.power(np.float64(gamma), dist), 0.0)
     return torch.from_numpy(out)[:, None].to(device=mask.device, dtype=mask.dtype if mask.is_floating_point() else torch.float32)
+
+
+def hole_ssim_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """1 - SSIM averaged over the hole pixels (mask 1 = hole) of the composite of ``pred`` into
+    ``target``: the evaluation's hole SSIM (:func:`inpaintgan.metrics.ssim`, same 11x11 Gaussian
+    window) as a differentiable float32 loss. Only hole pixels of ``pred`` receive gradient."""
+    from inpaintgan.metrics import ssim_map
+
+    comp = torch.where(mask > 0.5, pred, target)
+    s = ssim_map(comp, target, dtype=torch.float32)  # (N, C, H, W)
+    w = (mask > 0.5).to(s.dtype).expand_as(s)
+    return 1 - (s * w).sum() / w.sum().clamp_min(1)

@@ -107,16 +107,18 @@ def _filter_symmetric(x: Tensor, win: Tensor) -> Tensor:
     return F.conv2d(x, win.view(1, 1, 1, -1))  # (B, 1, H, W)
 
 
-def ssim_map(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+def ssim_map(pred: Tensor, target: Tensor, data_range: float = 1.0, dtype: torch.dtype | None = None) -> Tensor:
     """The SSIM map (N, C, H, W), same size as the input (borders use symmetric padding).
 
-    Computed in float64 for agreement with scikit-image; needs H, W >= 11 (the window).
+    Computed in float64 for agreement with scikit-image (``dtype`` overrides it: training losses use
+    float32); differentiable; needs H, W >= 11 (the window).
     """
     _check(pred, target, None)
     n, c, h, w = pred.shape
     if h < SSIM_WIN or w < SSIM_WIN:
         raise ValueError(f"SSIM needs images of at least {SSIM_WIN}x{SSIM_WIN} pixels (the Gaussian window); got {h}x{w}")
-    dtype = torch.float32 if pred.device.type == "mps" else torch.float64
+    if dtype is None:
+        dtype = torch.float32 if pred.device.type == "mps" else torch.float64
     x = pred.to(dtype).reshape(n * c, 1, h, w)
     y = target.to(dtype).reshape(n * c, 1, h, w)
     win = torch.as_tensor(_gaussian_window(), dtype=dtype, device=pred.device)

@@ -6,6 +6,8 @@ subtle colour inconsistencies between the generated region and its surroundings.
   Used as the Poisson destination (OpenCV erodes the clone mask, so the destination's content just
   inside the hole leaks into the solution: it must be plausible, not the object being removed), and
   optionally as the network's input (``prefill=True``) for methods that read hole pixels.
+- :func:`prefill_telea_tensor` -- the same on a batch of (N, C, H, W) tensors: the input of models
+  trained on fast-marching-filled holes (pconv's ``prefill: telea``, the default model).
 - :func:`poisson_blend` -- ``cv2.seamlessClone`` (NORMAL_CLONE) of the fill into the image, one
   connected hole region at a time, on the region's bounding box plus a margin. Regions at the image
   border are handled by reflect-padding the crop, so the clone never touches the crop's edge.
@@ -36,6 +38,25 @@ def prefill_telea(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.nd
     out = cv2.inpaint(np.ascontiguousarray(image), _as_u8_hole(hole), radius, cv2.INPAINT_TELEA)
     out = out.reshape(image.shape)
     return np.where(hole[..., None] if image.ndim == 3 else hole, out, image)
+
+
+def prefill_telea_tensor(image, mask, radius: int = 3):
+    """:func:`prefill_telea` on a batch of tensors: ``image`` (N, C, H, W) in [0, 1], ``mask`` (N, 1, H, W)
+    with 1 = hole -> (N, C, H, W) on the image's device and dtype, hole pixels fast-marching-filled (from
+    the 8-bit image), known pixels exactly the input's. No gradient flows through the fill."""
+    import torch
+
+    if image.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 1 or image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"need image (N, C, H, W) and mask (N, 1, H, W); got {tuple(image.shape)} and {tuple(mask.shape)}")
+    hole = (mask.detach() > 0.5).cpu().numpy()[:, 0]  # (N, H, W)
+    u8 = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # (N, C, H, W)
+    filled = np.empty_like(u8)
+    for i in range(u8.shape[0]):
+        img = u8[i, 0] if u8.shape[1] == 1 else u8[i].transpose(1, 2, 0)
+        out = prefill_telea(np.ascontiguousarray(img), hole[i], radius)
+        filled[i] = out[None] if out.ndim == 2 else out.transpose(2, 0, 1)
+    fill = torch.from_numpy(filled).to(device=image.device, dtype=image.dtype) / 255
+    return torch.where(mask > 0.5, fill, image)
 
 
 def _crop_padded(a: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaintgan.losses import d_loss, g_loss, masked_mse
+from inpaintgan.losses import d_loss, g_loss, hole_ssim_loss, masked_mse
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import ConvBNAct
 from inpaintgan.nn.partial_conv import PartialConv2d
+from inpaintgan.postprocess import prefill_telea_tensor
 from inpaintgan.registry import register_method
 
 #: the report's encoder (Liu et al.'s at 128 px, narrowed): filters and kernel sizes per stride-2 layer
@@ -51,6 +52,7 @@ ENCODER_KERNELS = (5, 5, 3, 3, 3)
 #: the report's discriminator filters (5x5, stride 2); extended with 128 for deeper stacks
 DISCRIMINATOR_FILTERS = (32, 64, 64, 128, 128)
 LOSSES = ("report", "liu")
+PREFILLS = ("none", "telea")
 
 
 @dataclass
@@ -61,9 +63,16 @@ class PConvConfig:
     partial: bool = True  # False: the same U-Net with plain convolutions (ablation)
     local_discriminators: bool = True  # False: the global discriminator only (ablation)
     fill_value: float = 0.5  # partial=False only: value written into the hole (Liu et al. Fig. 2(e))
+    # partial=False only. "telea": the hole is pre-filled by fast marching (OpenCV Telea, GLCIC's
+    # post-processing step moved in front of the network) instead of fill_value
+    prefill: str = "none"
+    # the U-Net predicts a correction added to its input (zero-initialised last layer: training starts
+    # from the pre-fill itself) instead of the image through a sigmoid
+    residual: bool = False
     loss: str = "report"  # report: hole MSE + 1/6 valid MSE | liu: Liu et al. 2018 Sec. 3.3
     hole_weight: float = 1.0  # report loss: weight of the hole MSE
     valid_weight: float = 1 / 6  # report loss: weight of the valid-pixel MSE
+    ssim_weight: float = 0.0  # report loss: + ssim_weight * (1 - hole SSIM of the composite)
     adv_weight: float = 1 / 2000  # weight of -log D(G(x)); 0 = "MSE only" (no discriminator training)
     # liu loss weights: valid, hole, perceptual, style (out + comp), total variation (Liu et al.'s L_total)
     liu_weights: tuple[float, float, float, float, float] = (1.0, 6.0, 0.05, 120.0, 0.1)
@@ -117,13 +126,16 @@ class PConvUNet(nn.Module):
 
     ``forward(x, valid)``: ``x`` (N, in_channels, H, W) and ``valid`` (N, 1, H, W), **1 = valid**
     (``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
+    ``residual=True``: the raw last layer (zero at initialisation), a correction for the caller to add.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, width: float = 1.0, depth: int = 5, partial: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, width: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
+    ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"U-Net depth must be >= 1, got {depth}")
-        self.depth, self.partial = depth, partial
+        self.depth, self.partial, self.residual = depth, partial, residual
         ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width)  # ch[i] = channels of encoder level i
         kernels = [ENCODER_KERNELS[min(i, len(ENCODER_KERNELS) - 1)] for i in range(depth)]
         self.encoder = nn.ModuleList(
@@ -134,6 +146,9 @@ class PConvUNet(nn.Module):
             _ConvBlock(ch[i + 1] + ch[i], ch[i], 3, 1, partial, bn=True, act="lrelu") for i in range(1, depth)
         )
         self.output = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act=None)
+        if residual:  # the correction starts at exactly zero
+            nn.init.zeros_(self.output.conv.weight)
+            nn.init.zeros_(self.output.conv.bias)
 
     @staticmethod
     def _cat_masks(up: Tensor | None, c_up: int, skip: Tensor | None, c_skip: int) -> Tensor | None:
@@ -164,7 +179,7 @@ class PConvUNet(nn.Module):
             m = self._cat_masks(m, y.shape[1], skip_mask, skip.shape[1])
             y, m = block(torch.cat([y, skip], dim=1), m)
             m = None if m is None else m[:, :1]
-        return torch.sigmoid(y)
+        return y if self.residual else torch.sigmoid(y)
 
 
 # -------------------------------------------------------------------------------- discriminators
@@ -377,6 +392,12 @@ class PConvGAN(InpaintMethod):
         super().__init__(cfg, image_size, channels)
         if cfg.loss not in LOSSES:
             raise ValueError(f"unknown pconv loss {cfg.loss!r}; known: {', '.join(LOSSES)}")
+        if cfg.prefill not in PREFILLS:
+            raise ValueError(f"unknown pconv prefill {cfg.prefill!r}; known: {', '.join(PREFILLS)}")
+        if cfg.partial and (cfg.prefill != "none" or cfg.residual):
+            raise ValueError(
+                "model.prefill and model.residual need model.partial=false: partial convolutions never read hole pixels"
+            )
         if len(cfg.liu_weights) != 5:
             raise ValueError("model.liu_weights needs 5 values: valid, hole, perceptual, style, tv")
         self.size_multiple = 2**cfg.depth
@@ -386,7 +407,7 @@ class PConvGAN(InpaintMethod):
                 f"got {image_size} (change data.image_size or model.depth)"
             )
         in_ch = channels if cfg.partial else channels + 1  # plain convolutions also see the hole mask
-        self.generator = PConvUNet(in_ch, channels, cfg.width, cfg.depth, cfg.partial)
+        self.generator = PConvUNet(in_ch, channels, cfg.width, cfg.depth, cfg.partial, cfg.residual)
         self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width, cfg.local_discriminators)
         # The VGG16 of the liu loss lives outside the module tree: not trained, not saved in checkpoints
         # or model files, not needed at inference. Loaded by configure_optimizers (training only).
@@ -424,14 +445,29 @@ class PConvGAN(InpaintMethod):
             Phase("joint", c.steps_joint, {"generator", "discriminator"}),
         ]
 
+    def after_partial_load(self, meta: dict) -> list[str]:
+        """Warm start of a residual U-Net from a non-residual one: the old last layer predicts the
+        image (through a sigmoid), not a correction; it goes back to zero so training starts from the
+        pre-fill."""
+        if self.cfg.residual and not meta.get("config", {}).get("residual", False):
+            with torch.no_grad():
+                self.generator.output.conv.weight.zero_()
+                self.generator.output.conv.bias.zero_()
+            return ["generator.output.conv (re-zeroed: the source model was not residual)"]
+        return []
+
     # ------------------------------------------------------------------ networks and losses
 
     def complete(self, image: Tensor, mask: Tensor) -> Tensor:
         """Raw generator output (N, C, H, W) for ``image`` with holes where ``mask`` (N, 1, H, W) is 1."""
         if self.cfg.partial:
             return self.generator(image, 1 - mask)  # PartialConv2d masks: 1 = valid; hole values are never read
-        x = image * (1 - mask) + self.cfg.fill_value * mask
-        return self.generator(torch.cat([x, mask], dim=1), None)
+        if self.cfg.prefill == "telea":
+            x = prefill_telea_tensor(image, mask)
+        else:
+            x = image * (1 - mask) + self.cfg.fill_value * mask
+        y = self.generator(torch.cat([x, mask], dim=1), None)
+        return x + y if self.cfg.residual else y  # residual: may leave [0, 1]; inpaint() clamps
 
     def reconstruction_loss(self, pred: Tensor, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The configured reconstruction loss and its logged terms."""
@@ -441,7 +477,12 @@ class PConvGAN(InpaintMethod):
         hole = masked_mse(pred, image, mask)
         valid = masked_mse(pred, image, 1 - mask)
         total = self.cfg.hole_weight * hole + self.cfg.valid_weight * valid
-        return total, {"loss_mse": total.item(), "loss_hole_mse": hole.item(), "loss_valid_mse": valid.item()}
+        logs = {"loss_hole_mse": hole.item(), "loss_valid_mse": valid.item()}
+        if self.cfg.ssim_weight > 0:
+            l_ssim = hole_ssim_loss(pred, image, mask)
+            total = total + self.cfg.ssim_weight * l_ssim
+            logs["loss_ssim"] = l_ssim.item()
+        return total, {"loss_mse": total.item(), **logs}
 
     def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
         image, mask = batch["image"], batch["mask"]
@@ -471,4 +512,4 @@ class PConvGAN(InpaintMethod):
 
     @torch.no_grad()
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.composite(self.complete(image, mask), image, mask)
+        return self.composite(self.complete(image, mask).clamp(0, 1), image, mask)

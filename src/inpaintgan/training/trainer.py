@@ -229,7 +229,9 @@ class Trainer:
         if tc.init_from:  # warm start from exported weights (a resumed checkpoint still wins)
             from inpaintgan.checkpoints import load_weights_into, resolve_model
 
-            load_weights_into(self.method, resolve_model(tc.init_from))
+            skipped = load_weights_into(self.method, resolve_model(tc.init_from), strict=tc.init_strict)
+            if skipped and self.dist.is_main:
+                print(f"init_from {tc.init_from}: not loaded as is: {'; '.join(skipped)}", flush=True)
         self.method.to(self.device)
         self.memory_format = torch.channels_last if tc.channels_last else torch.contiguous_format
         if tc.channels_last:

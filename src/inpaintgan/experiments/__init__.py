@@ -1,0 +1,1 @@
+"""Experiment runners: scripts that reproduce a report's numbers and figures from model files."""

@@ -1,0 +1,929 @@
+"""The semantic-inpainting experiment (issue #9): Yeh et al.'s DCGAN latent search, refined by Liu et
+al.'s collaborative sampling with the base discriminator and with shaped discriminators, against
+OpenCV Telea and any other model, on the official Fashion-MNIST test set at the model's size (64x64,
+one channel) with the project's seeded mask protocols.
+
+One z search per batch (the base model) gives the proposal; every semantic variant starts from that
+same latent:
+
+- ``yeh``: the proposal composite (Yeh et al.), exactly ``method.inpaint(..., collaborative=False)``;
+- ``collab``: the proposal's activations refined by the base discriminator, stopped at its
+  ``d_real_median`` (Liu et al.; :meth:`SemanticInpainting.refine`, the method's own code path);
+- ``shaped-LABEL``: the same activations refined by a shaped discriminator (and its own
+  ``d_real_median``) swapped in; the search is not re-run. A shaped file must hold the base's
+  generator bit for bit (shaping trains D only); anything else is refused.
+
+References run on the same images and holes: ``telea`` (:mod:`inpaintgan.baselines`) and every
+``--model`` (a baseline name, a model file or a zoo name through the :class:`~inpaintgan.Inpainter`,
+which converts the one-channel images to the model's channels and back). Per image: hole L1, hole
+PSNR, hole SSIM (:mod:`inpaintgan.metrics`, hole pixels only, as ``inpaintgan eval``), D's logits on
+the proposal and the refined result and the refinement steps taken (semantic variants). FID is
+computed only where :func:`inpaintgan.metrics.available_metrics` says it can run; otherwise it is
+recorded as unavailable with the reason, as ``inpaintgan eval`` does. Wall-clock seconds per image are
+measured for the search, each refinement and each reference.
+
+Run ``python -m inpaintgan.experiments.semantic_report --help`` for the options and outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PROG = "python -m inpaintgan.experiments.semantic_report"
+DEFAULT_PROTOCOLS = ("center", "freeform_buckets")
+#: per-image metrics (hole pixels only) and whether higher is better
+METRICS = {"l1_hole": False, "psnr_hole": True, "ssim_hole": True}
+#: per-image extras of the semantic variants (D's logits on the judged view, refinement steps)
+EXTRAS = ("d_proposal", "d_refined", "steps")
+ALL = "all"
+SEMANTIC = ("yeh", "collab")
+
+
+class ReportError(ValueError):
+    """A problem with the inputs, reported in one line (exit code 2), without a traceback."""
+
+
+# ------------------------------------------------------------------------------------- arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from inpaintgan.eval.protocols import PROTOCOLS
+    from inpaintgan.methods.semantic import BLENDS, STOP_RULES
+
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Semantic inpainting with a DCGAN (Yeh et al. 2017) refined by collaborative sampling with\n"
+            "discriminator shaping (Liu et al. 2019) on the Fashion-MNIST test set (t10k), one channel,\n"
+            "resized 28 -> the model's size (64) with bicubic interpolation.\n\n"
+            "Per batch ONE z search with the base model gives the proposal; from that same latent:\n"
+            "  yeh           the proposal composite (Yeh et al.)\n"
+            "  collab        refined with the base discriminator, stopped at its d_real_median\n"
+            "  shaped-LABEL  refined with each --shaped model's discriminator and d_real_median\n"
+            "                (the search is not re-run; the shaped file must hold the base's generator\n"
+            "                bit for bit)\n"
+            "References on the same images and holes: telea (OpenCV) and every --model.\n\n"
+            "Metrics per image: hole L1, hole PSNR, hole SSIM (hole pixels only, as 'inpaintgan eval'),\n"
+            "D's logit on the proposal and on the refined result, refinement steps; FID only where\n"
+            "inpaintgan.metrics can compute it (else recorded as unavailable with the reason). Seconds per\n"
+            "image of the search, each refinement and each reference.\n\n"
+            "Outputs in --out (each written to a temporary file, then renamed):\n"
+            "  per_image.csv          protocol, index, hole ratio, bucket, variant, metrics\n"
+            "  results.csv / .md      means per protocol x variant (+ per hole-ratio bucket where a\n"
+            "                         protocol spans several, e.g. freeform_buckets); best in bold in .md\n"
+            "  results.json           settings (command line, paths relative to the working directory),\n"
+            "                         models, machine, timing, unavailable metrics, the table\n"
+            "  figure_<protocol>.png  input | proposal | heatmap | refined | original (collab), and\n"
+            "                         figure_<protocol>_<best shaped>.png for the best shaped variant\n"
+            "  comparison_<protocol>.png  input | telea | --model ... | yeh | collab | shaped ... | original\n\n"
+            "Deterministic: the same arguments give the same numbers (seeded masks, seeded search and\n"
+            "stopping draws); only the timings vary."
+        ),
+        epilog=(
+            "example (the issue's full experiment):\n"
+            f"  {PROG} --base semantic_fmnist.safetensors \\\n"
+            "    --shaped 0.1=semantic_shaped_0.1.safetensors --shaped 0.5=semantic_shaped_0.5.safetensors \\\n"
+            "    --out docs/eval/semantic_fmnist"
+        ),
+    )
+    g = p.add_argument_group("models")
+    g.add_argument("--base", required=True, metavar="PATH",
+                   help="the base semantic model file (.safetensors from 'inpaintgan export'): searches, refines (collab)")  # fmt: skip
+    g.add_argument("--shaped", action="append", default=[], metavar="LABEL=PATH",
+                   help="a shaped model file (same generator, shaped discriminator and its own d_real_median), "
+                   "reported as variant shaped-LABEL, e.g. 0.5=semantic_shaped_0.5.safetensors; repeatable")  # fmt: skip
+    g.add_argument("--model", action="append", default=[], metavar="NAME=PATH_OR_ZOO_NAME",
+                   help="an extra reference: a model file, a zoo name or a baseline (ns, patchmatch, mean), run "
+                   "through the Inpainter on the same images and holes, reported as NAME (without 'NAME=': the "
+                   "file stem or the name); repeatable")  # fmt: skip
+
+    g = p.add_argument_group("data and masks")
+    g.add_argument("--data-root", default="", metavar="DIR",
+                   help="folder of the Fashion-MNIST IDX files (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]); "
+                   "default: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), else the cache")  # fmt: skip
+    g.add_argument("-n", "--n", type=int, default=256, help="the first N test images (default: 256)")
+    g.add_argument("--protocol", action="append", default=None, metavar="P",
+                   help=f"mask protocol ({', '.join(p for p in PROTOCOLS if p != 'irregular')}); repeatable "
+                   f"(default: {' and '.join(DEFAULT_PROTOCOLS)})")  # fmt: skip
+    g.add_argument("--seed", type=int, default=0,
+                   help="mask seed: image i's mask depends only on (protocol, seed, i) (default: 0)")  # fmt: skip
+
+    g = p.add_argument_group("z search (Yeh et al.; unset options: the base model's config)")
+    g.add_argument(
+        "--iterations", type=int, metavar="N", default=1000, help="Adam steps on z (default: 1000)"
+    )
+    g.add_argument(
+        "--restarts",
+        type=int,
+        metavar="N",
+        default=2,
+        help="random initial z per image, best kept (default: 2)",
+    )
+    g.add_argument(
+        "--lam",
+        type=float,
+        metavar="X",
+        default=None,
+        help="weight of the prior loss (default: model config)",
+    )
+    g.add_argument(
+        "--lr",
+        type=float,
+        metavar="X",
+        default=None,
+        help="Adam learning rate of the search (default: model config)",
+    )
+    g.add_argument(
+        "--window",
+        type=int,
+        metavar="N",
+        default=None,
+        help="importance-weight window, odd (default: model config)",
+    )
+    g.add_argument("--blend", choices=BLENDS, default=None, help="blend of the fill (default: model config)")
+    g.add_argument("--search-seed", type=int, metavar="SEED", default=None,
+                   help="seed of the search's starting points (every batch) and of the probabilistic stopping "
+                   "draws (seed + 1) (default: model config)")  # fmt: skip
+
+    g = p.add_argument_group("refinement (Liu et al.; unset options: the base model's config)")
+    g.add_argument(
+        "--refine-steps",
+        type=int,
+        metavar="N",
+        default=None,
+        help="at most this many steps per image (0: none)",
+    )
+    g.add_argument(
+        "--refine-step-size",
+        type=float,
+        metavar="S",
+        default=None,
+        help="gradient step size on the activations",
+    )
+    g.add_argument("--stop-rule", choices=STOP_RULES, default=None,
+                   help="median: stop at the discriminator's d_real_median; probabilistic; none (all steps)")  # fmt: skip
+    g.add_argument("--refine-masked", action=argparse.BooleanOptionalAction, default=None,
+                   help="D judges the composite (the report's masked variant) rather than G's whole image")  # fmt: skip
+
+    g = p.add_argument_group("run and outputs")
+    g.add_argument(
+        "--batch-size", type=int, metavar="N", default=64, help="images per search batch (default: 64)"
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        default=1,
+        help="torch CPU threads, recorded with the timings (default: 1)",
+    )
+    g.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)"
+    )
+    g.add_argument(
+        "--figure-rows",
+        type=int,
+        metavar="N",
+        default=8,
+        help="images in the figures (default: 8; 0 = no figures)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def split_spec(spec: str, option: str, need_label: bool = True) -> tuple[str, str]:
+    """``LABEL=VALUE`` -> (label, value). Without ``=`` (allowed when not ``need_label``): the value's
+    file stem (or the value itself) as the label."""
+    label, sep, value = spec.partition("=")
+    if not sep:
+        if need_label:
+            raise ReportError(
+                f"{option} expects LABEL=PATH (e.g. 0.5=semantic_shaped_0.5.safetensors), got {spec!r}"
+            )
+        value = spec
+        label = Path(spec).stem if ("/" in spec or spec.endswith((".safetensors", ".pt", ".pth"))) else spec
+    label, value = label.strip(), value.strip()
+    if not label or not value:
+        raise ReportError(f"{option} expects LABEL=PATH with both parts non-empty, got {spec!r}")
+    if not re.fullmatch(r"[\w.+-]+", label):
+        raise ReportError(
+            f"{option}: label {label!r} may hold letters, digits and . _ + - only (it names files)"
+        )
+    return label, value
+
+
+# ------------------------------------------------------------------------------------ small helpers
+
+
+def portable_path(path: str | Path) -> str:
+    """A path without the machine's layout: relative to the working directory when inside it, ``~/...``
+    under the home folder, as is under /usr/share (package data), else the bare name."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except (ValueError, OSError):
+        pass
+    if not p.is_absolute() and ".." not in p.parts:
+        return p.as_posix()
+    try:
+        return "~/" + p.resolve().relative_to(Path.home().resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):
+        pass
+    if p.as_posix().startswith("/usr/share/"):
+        return p.as_posix()
+    return p.name
+
+
+def _portable_arg(token: str) -> str:
+    if token.startswith("-"):
+        opt, sep, val = token.partition("=")
+        return opt + sep + _portable_arg(val) if sep else token
+    if "=" in token:
+        label, _, val = token.partition("=")
+        return f"{label}={_portable_arg(val)}"
+    if "/" in token or os.sep in token or Path(token).exists():
+        return portable_path(token)
+    return token
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as it would be typed, with paths made portable (:func:`portable_path`)."""
+    return " ".join([PROG, *(shlex.quote(_portable_arg(a)) for a in argv)])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
+    """``write(tmp)`` into a temporary file beside ``path`` (same suffix, so image writers know the
+    format), then rename it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt_csv(r.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def _fmt_csv(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _json_num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def machine() -> dict:
+    """CPU model, cores, threads and versions: ``benchmarks/machine.py``'s helper where importable (the
+    repository root is the working directory), else the same facts from :mod:`platform`."""
+    try:
+        from benchmarks.machine import machine_info
+
+        return machine_info("cpu")
+    except Exception:  # not run from the repository root, or a library missing: platform facts
+        cpu = platform.processor() or platform.machine() or "?"
+        try:
+            m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+            cpu = m.group(1).strip() if m else cpu
+        except OSError:
+            pass
+        return {
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "device": "cpu",
+        }
+
+
+def fid_extractor() -> tuple[Callable[[Tensor], Tensor] | None, str]:
+    """(feature function, "") where :mod:`inpaintgan.metrics` can compute FID here, else (None, why):
+    the rule of ``inpaintgan eval``, which reports FID through ``available_metrics()``."""
+    from inpaintgan import metrics as M
+
+    status = M.available_metrics().get("fid")
+    if status is None or not status.available:
+        return None, status.reason if status is not None else "inpaintgan.metrics knows no FID status"
+    loader = getattr(M, "load_inception", None)
+    if not callable(loader):
+        return (
+            None,
+            "inpaintgan.metrics reports FID available but offers no Inception loader (load_inception)",
+        )
+    return loader(), ""
+
+
+# ---------------------------------------------------------------------------------------- inputs
+
+
+def load_images(root: str, n: int, size: int) -> Tensor:
+    """The first ``n`` Fashion-MNIST test images as float (n, 1, size, size) in [0, 1] (bicubic)."""
+    from inpaintgan.data.fashion_mnist import DEBIAN_ROOT, FashionMNIST
+
+    try:
+        ds = FashionMNIST(root or None, train=False)
+    except FileNotFoundError as e:
+        raise ReportError(
+            f"the Fashion-MNIST test set (t10k) is missing: {e} (Debian/Ubuntu: apt install dataset-fashion-mnist, "
+            f"files in {DEBIAN_ROOT}; or --data-root DIR)"
+        ) from None
+    if n > len(ds):
+        raise ReportError(f"-n {n} asks for more images than the test set in {ds.root} holds ({len(ds)})")
+    x = torch.from_numpy(np.stack([ds.load(i) for i in range(n)])).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def check_same_generator(base, other, path: str | Path, label: str) -> None:
+    """Refuse a shaped model whose generator is not the base's bit for bit (BatchNorm statistics too)."""
+    a, b = base.generator.state_dict(), other.generator.state_dict()
+    if a.keys() != b.keys():
+        raise ReportError(
+            f"--shaped {label}: {path} has a different generator architecture than the base model"
+        )
+    for k in a:
+        if a[k].shape != b[k].shape or a[k].dtype != b[k].dtype or not torch.equal(a[k], b[k]):
+            raise ReportError(
+                f"--shaped {label}: the generator in {path} differs from the base model's (generator.{k}); "
+                "shaping trains the discriminator only, so a shaped file must hold the base's generator bit for "
+                "bit (export both from one run: the shaping run resumed from the base checkpoint)"
+            )
+
+
+def load_semantic(path: str, what: str):
+    from inpaintgan.checkpoints import load_model
+
+    method, meta = load_model(path)
+    if meta.get("method") != "semantic":
+        raise ReportError(f"{what} {path} holds a {meta.get('method')!r} model, not 'semantic'")
+    return method
+
+
+def load_shaped(base, label: str, path: str):
+    """The base method with the shaped file's discriminator and ``d_real_median`` swapped in (so the
+    base's config and generator drive the refinement); the generators must match bit for bit."""
+    shaped = load_semantic(path, f"--shaped {label}:")
+    if (shaped.image_size, shaped.channels) != (base.image_size, base.channels):
+        raise ReportError(
+            f"--shaped {label}: {path} is a {shaped.image_size}px {shaped.channels}-channel model, "
+            f"the base {base.image_size}px {base.channels}-channel"
+        )
+    check_same_generator(base, shaped, path, label)
+    variant = copy.deepcopy(base)
+    variant.discriminator = shaped.discriminator
+    with torch.no_grad():
+        variant.d_real_median.copy_(shaped.d_real_median)
+    return variant.eval()
+
+
+# ----------------------------------------------------------------------------------- the semantic part
+
+
+@dataclass
+class Settings:
+    iterations: int
+    restarts: int
+    lam: float
+    lr: float
+    window: int
+    blend: str
+    search_seed: int
+    refine_steps: int
+    refine_step_size: float
+    stop_rule: str
+    refine_masked: bool
+    refine_layer: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, cfg) -> Settings:
+        pick = lambda v, d: d if v is None else v  # noqa: E731
+        return cls(
+            iterations=int(args.iterations),
+            restarts=int(args.restarts),
+            lam=float(pick(args.lam, cfg.lam)),
+            lr=float(pick(args.lr, cfg.lr)),
+            window=int(pick(args.window, cfg.window)),
+            blend=str(pick(args.blend, cfg.blend)),
+            search_seed=int(pick(args.search_seed, cfg.seed)),
+            refine_steps=int(pick(args.refine_steps, cfg.refine_steps)),
+            refine_step_size=float(pick(args.refine_step_size, cfg.refine_step_size)),
+            stop_rule=str(pick(args.stop_rule, cfg.stop_rule)),
+            refine_masked=bool(pick(args.refine_masked, cfg.refine_masked)),
+            refine_layer=int(cfg.refine_layer),
+        )
+
+
+@dataclass
+class VariantResult:
+    out: Tensor  # (N, C, S, S) composite in [0, 1]
+    seconds: float  # the variant's own wall-clock time for the batch
+    seconds_total: float  # including the shared search (refinements)
+    d_proposal: Tensor | None = None
+    d_refined: Tensor | None = None
+    steps: Tensor | None = None
+
+
+def semantic_batch(
+    base, refiners: dict[str, Any], images: Tensor, masks: Tensor, s: Settings
+) -> dict[str, VariantResult]:
+    """One z search with ``base``, then ``yeh`` (the proposal) and one refinement of the same
+    activations per entry of ``refiners`` (variant name -> method whose discriminator and median judge)."""
+    t0 = time.perf_counter()
+    found = base.search_latent(images, masks, iterations=s.iterations, restarts=s.restarts, lam=s.lam, lr=s.lr,
+                               window=s.window, seed=s.search_seed, progress=False)  # fmt: skip
+    k = s.refine_layer
+    with base._inference_guard(), torch.no_grad():  # as inpaint(): G in eval mode, no graph
+        h0 = base.generator.forward_to(found["z"], k)
+        x0 = base.generator.forward_from(h0, k)
+    proposal = base._finish(x0, images, masks, s.blend)
+    t_search = time.perf_counter() - t0
+    y, m = base._prepare(images, masks)  # model space, as the method's own inpaint_detailed refines
+    out: dict[str, VariantResult] = {}
+    for name, method in refiners.items():
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(s.search_seed + 1)  # inpaint()'s stopping-draw seed
+        with method._inference_guard():
+            ref = method.refine(h0, y, m, steps=s.refine_steps, step_size=s.refine_step_size, masked=s.refine_masked,
+                                stop_rule=s.stop_rule, generator=gen)  # fmt: skip
+        refined = method._finish(ref["x"], images, masks, s.blend)
+        dt = time.perf_counter() - t0
+        out[name] = VariantResult(
+            refined, dt, t_search + dt, ref["logit_initial"].cpu(), ref["logit"].cpu(), ref["steps"].cpu()
+        )
+    first = next(iter(out.values()))  # the base discriminator's logit on the proposal
+    return {"yeh": VariantResult(proposal, t_search, t_search, d_proposal=first.d_proposal), **out}
+
+
+def warm_up(refs: dict, base, refiners: dict, images: Tensor, masks: Tensor, s: Settings) -> None:
+    """One untimed pass of everything on one image, so first-call costs (allocations, lazy set-up) stay
+    out of the timings; seeded code paths only, so the numbers are unaffected."""
+    with torch.no_grad():
+        for fn in refs.values():
+            fn(images[:1], masks[:1])
+    quick = dataclasses.replace(s, iterations=1, restarts=1, refine_steps=min(1, s.refine_steps))
+    semantic_batch(base, refiners, images[:1], masks[:1], quick)
+
+
+# ------------------------------------------------------------------------------------ aggregation
+
+
+def summarize(
+    rows: list[dict], protocols: dict[str, list[str]], variants: list[str], timing: dict
+) -> list[dict]:
+    """Means per (protocol, bucket, variant): an ``all`` group per protocol, plus one per hole-ratio
+    bucket where a protocol's images span several buckets. Timing on the ``all`` rows."""
+    table = []
+    for proto, order in protocols.items():
+        mine = [r for r in rows if r["protocol"] == proto]
+        present = list(dict.fromkeys(r["bucket"] for r in mine))
+        buckets = [b for b in order if b in present] + [b for b in present if b not in order]
+        for b in [ALL, *(buckets if len(buckets) > 1 else [])]:
+            for v in variants:
+                sel = [r for r in mine if r["variant"] == v and (b == ALL or r["bucket"] == b)]
+                if not sel:
+                    continue
+                e: dict[str, Any] = {"protocol": proto, "bucket": b, "variant": v, "count": len(sel),
+                                     "hole_ratio": float(np.mean([r["hole_ratio"] for r in sel]))}  # fmt: skip
+                for name in (*METRICS, *EXTRAS):
+                    vals = [float(r[name]) for r in sel if r.get(name) is not None]
+                    e[name] = float(np.mean(vals)) if vals else math.nan
+                t = timing[proto][v] if b == ALL else None
+                e["sec_per_image"] = t["seconds"] / t["images"] if t else math.nan
+                e["sec_per_image_total"] = t["seconds_total"] / t["images"] if t else math.nan
+                table.append(e)
+    return table
+
+
+TABLE_COLUMNS = [
+    "protocol",
+    "bucket",
+    "variant",
+    "count",
+    "hole_ratio",
+    *METRICS,
+    *EXTRAS,
+    "sec_per_image",
+    "sec_per_image_total",
+]
+#: Markdown columns: key, header, format, better direction (None: no "best")
+MD_COLUMNS = [
+    ("l1_hole", "L1 hole ↓", "{:.4f}", min),
+    ("psnr_hole", "PSNR hole ↑", "{:.2f}", max),
+    ("ssim_hole", "SSIM hole ↑", "{:.4f}", max),
+    ("d_proposal", "D(proposal)", "{:.3f}", None),
+    ("d_refined", "D(refined)", "{:.3f}", None),
+    ("steps", "steps", "{:.1f}", None),
+    ("sec_per_image", "s/img", "{:.4g}", None),  # different work per variant: not ranked
+    ("sec_per_image_total", "s/img total ↓", "{:.4g}", min),
+]
+
+
+def format_markdown(table: list[dict], header: str, fid: dict | None, fid_reason: str) -> str:
+    """One table per protocol (variant x bucket), the best value of each group bold per column."""
+    cols = list(MD_COLUMNS)
+    lines = [header, ""]
+    for proto in dict.fromkeys(e["protocol"] for e in table):
+        lines += [f"## {proto}", ""]
+        heads = ["variant", "bucket", "n", "hole %", *(c[1] for c in cols)] + (["FID ↓"] if fid else [])
+        lines += [
+            "| " + " | ".join(heads) + " |",
+            "|" + "|".join(["---"] * 2 + ["---:"] * (len(heads) - 2)) + "|",
+        ]
+        entries = [e for e in table if e["protocol"] == proto]
+        for bucket in dict.fromkeys(e["bucket"] for e in entries):
+            group = [e for e in entries if e["bucket"] == bucket]
+            best = {}
+            for key, _, fmt, better in cols:
+                vals = [e[key] for e in group if not math.isnan(e[key])]
+                if better is not None and len(vals) > 1:
+                    best[key] = fmt.format(better(vals))
+            for e in group:
+                cells = [e["variant"], bucket, str(e["count"]), f"{100 * e['hole_ratio']:.1f}"]
+                for key, _, fmt, _ in cols:
+                    s = "–" if math.isnan(e[key]) else fmt.format(e[key])
+                    cells.append(f"**{s}**" if best.get(key) == s else s)
+                if fid:
+                    v = fid.get(proto, {}).get(e["variant"]) if bucket == ALL else None
+                    cells.append("–" if v is None else f"{v:.2f}")
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if fid_reason:
+        lines.append(f"fid: unavailable ({fid_reason})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def _u8(t: Tensor) -> np.ndarray:
+    from inpaintgan.eval.runner import to_uint8
+
+    return to_uint8(t)
+
+
+def write_figures(out_dir: Path, proto: str, fig: dict[str, Tensor], images: Tensor, masks: Tensor,
+                  variants: list[str], best_shaped: str | None) -> list[Path]:  # fmt: skip
+    from inpaintgan.eval import report
+    from inpaintgan.methods.semantic import refinement_heatmap, report_figure
+    from inpaintgan.training.logging import masked_input_view
+
+    written = []
+    view = masked_input_view(images, masks)
+    upscale = max(2, math.ceil(128 / images.shape[-1]))  # 2 at 64 px, as the report
+    for name, suffix in (("collab", ""), *([(best_shaped, f"_{best_shaped}")] if best_shaped else [])):
+        img = report_figure(
+            view, fig["yeh"], refinement_heatmap(fig["yeh"], fig[name]), fig[name], images, upscale=upscale
+        )
+        written.append(
+            atomic_write(
+                out_dir / f"figure_{proto}{suffix}.png", lambda tmp, img=img: img.save(tmp, format="PNG")
+            )
+        )
+    rows = []
+    for j in range(images.shape[0]):
+        gt = _u8(images[j])
+        rows.append([report.masked_input(gt, masks[j, 0].numpy()), *(_u8(fig[v][j]) for v in variants), gt])
+    path = out_dir / f"comparison_{proto}.png"
+    written.append(
+        atomic_write(path, lambda tmp: report.comparison_figure(rows, ["input", *variants, "original"], tmp))
+    )
+    return written
+
+
+# ------------------------------------------------------------------------------------------- runner
+
+
+@dataclass
+class Report:
+    """What a run produced (also written to ``out_dir``)."""
+
+    out_dir: Path
+    variants: list[str]
+    rows: list[dict]  # per image
+    table: list[dict]  # means
+    images: dict[str, Tensor] = field(default_factory=dict)  # protocol -> originals (n, C, S, S)
+    masks: dict[str, Tensor] = field(default_factory=dict)  # protocol -> masks (n, 1, S, S)
+    outputs: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # protocol -> variant -> (n, C, S, S)
+    results: dict = field(default_factory=dict)  # the content of results.json
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name, lo in (
+        ("n", 1),
+        ("batch_size", 1),
+        ("iterations", 0),
+        ("restarts", 1),
+        ("threads", 1),
+        ("figure_rows", 0),
+    ):
+        if getattr(args, name) < lo:
+            raise ReportError(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
+    if args.refine_steps is not None and args.refine_steps < 0:
+        raise ReportError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+
+
+def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Report:
+    """Run the experiment described by parsed ``args`` (``argv``: the command line to record)."""
+    from tqdm.auto import tqdm
+
+    from inpaintgan import metrics as M
+    from inpaintgan.baselines import get_baseline, resolve_model
+    from inpaintgan.eval.protocols import bucket_label, get_protocol
+
+    _check_args(args)
+    shaped_specs = [split_spec(s, "--shaped") for s in args.shaped]
+    model_specs = [split_spec(s, "--model", need_label=False) for s in args.model]
+    ref_labels = ["telea", *(label for label, _ in model_specs)]
+    shaped_labels = [f"shaped-{label}" for label, _ in shaped_specs]
+    variants = [*ref_labels, *SEMANTIC, *shaped_labels]
+    dupes = sorted({v for v in variants if variants.count(v) > 1})
+    if dupes:
+        raise ReportError(
+            f"variant names must be unique; repeated: {', '.join(dupes)} (rename a --model or --shaped label)"
+        )
+    protocols = {name: get_protocol(name, args.seed) for name in (args.protocol or DEFAULT_PROTOCOLS)}
+    torch.set_num_threads(int(args.threads))
+
+    base = load_semantic(args.base, "--base")
+    if base.channels != 1:
+        raise ReportError(
+            f"--base {args.base} has {base.channels} channels; Fashion-MNIST is grayscale (1 channel)"
+        )
+    refiners = {"collab": base}
+    shaped_info = []
+    for (label, path), name in zip(shaped_specs, shaped_labels):
+        refiners[name] = load_shaped(base, label, path)
+        shaped_info.append({"label": label, "variant": name, "path": portable_path(path),
+                            "d_real_median": _json_num(float(refiners[name].d_real_median))})  # fmt: skip
+    refs: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"telea": get_baseline("telea")}
+    for label, spec in model_specs:
+        try:
+            refs[label] = resolve_model(spec, "cpu")
+        except ImportError as e:  # an optional baseline's package is missing
+            raise ReportError(f"--model {label}: cannot run here: {e}") from None
+    s = Settings.from_args(args, base.cfg)
+    size = base.image_size
+    x_all = load_images(args.data_root, args.n, size)
+    fid_fn, fid_reason = fid_extractor()
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n, bs = x_all.shape[0], args.batch_size
+    starts = list(range(0, n, bs))
+    rows: list[dict] = []
+    timing: dict[str, dict[str, dict[str, float]]] = {}
+    rep = Report(out_dir, variants, rows, [])
+    bar = tqdm(
+        total=len(protocols) * len(starts), desc="semantic_report", unit="batch", disable=args.no_progress
+    )
+    first = next(iter(protocols.values()))
+    warm_up(refs, base, refiners, x_all[:1], first.masks([0], size, size), s)
+    t_run = time.perf_counter()
+    try:
+        for pname, proto in protocols.items():
+            masks_all = proto.masks(range(n), size, size)
+            outs = {v: torch.empty_like(x_all) for v in variants}
+            timing[pname] = {v: {"seconds": 0.0, "seconds_total": 0.0, "images": 0} for v in variants}
+            bar.set_postfix(protocol=pname, refresh=False)
+            for i0 in starts:
+                idx = list(range(i0, min(i0 + bs, n)))
+                images, masks = x_all[idx], masks_all[idx]
+                res: dict[str, VariantResult] = {}
+                for label, fn in refs.items():
+                    t0 = time.perf_counter()
+                    with torch.no_grad():
+                        y = fn(images, masks)
+                    dt = time.perf_counter() - t0
+                    y = y.detach().float().cpu()
+                    if y.shape != images.shape:
+                        raise ReportError(
+                            f"model {label!r} returned shape {tuple(y.shape)}, expected {tuple(images.shape)}"
+                        )
+                    res[label] = VariantResult(y, dt, dt)
+                res.update(semantic_batch(base, refiners, images, masks, s))
+                ratios = masks.flatten(1).mean(1)
+                scored = {v: M.compute_all(res[v].out, images, masks) for v in variants}
+                for v in variants:
+                    outs[v][idx] = res[v].out.detach().float().cpu()
+                    t = timing[pname][v]
+                    t["seconds"] += res[v].seconds
+                    t["seconds_total"] += res[v].seconds_total
+                    t["images"] += len(idx)
+                for j, i in enumerate(idx):
+                    r = float(ratios[j])
+                    for v in variants:
+                        row = {
+                            "protocol": pname,
+                            "index": i,
+                            "variant": v,
+                            "hole_ratio": r,
+                            "bucket": proto.bucket(r),
+                        }
+                        row.update({m: float(scored[v][m][j]) for m in METRICS})
+                        vr = res[v]
+                        row["d_proposal"] = None if vr.d_proposal is None else float(vr.d_proposal[j])
+                        row["d_refined"] = None if vr.d_refined is None else float(vr.d_refined[j])
+                        row["steps"] = None if vr.steps is None else int(vr.steps[j])
+                        rows.append(row)
+                bar.update(1)
+            rep.images[pname], rep.masks[pname], rep.outputs[pname] = x_all, masks_all, outs
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t_run
+
+    orders = {p: [bucket_label(b) for b in proto.buckets] for p, proto in protocols.items()}
+    table = summarize(rows, orders, variants, timing)
+    rep.table = table
+    fid: dict[str, dict[str, float]] = {}
+    if fid_fn is not None:
+        for pname in protocols:
+            fid[pname] = {}
+            for v in variants:
+                f = M.FID(fid_fn)
+                f.update(rep.images[pname], real=True)
+                f.update(rep.outputs[pname][v], real=False)
+                fid[pname][v] = f.compute()
+
+    # ---- files
+    per_cols = ["protocol", "index", "variant", "hole_ratio", "bucket", *METRICS, *EXTRAS]
+    _write_text(out_dir / "per_image.csv", _csv_text(rows, per_cols))
+    _write_text(out_dir / "results.csv", _csv_text(table, TABLE_COLUMNS))
+    info = machine()
+    argv = list(argv) if argv is not None else None
+    settings = {
+        "command": command_line(argv) if argv is not None else None,
+        "data": {
+            "dataset": "fashion_mnist",
+            "split": "test (t10k)",
+            "root": portable_path(args.data_root) if args.data_root else "(default)",
+            "n": n,
+            "image_size": size,
+            "channels": 1,
+            "resize": "bicubic 28 -> image_size, align_corners=False, clamp [0, 1]",
+        },
+        "protocols": list(protocols),
+        "mask_seed": args.seed,
+        "search": {
+            k: getattr(s, k)
+            for k in ("iterations", "restarts", "lam", "lr", "window", "blend", "search_seed")
+        },
+        "refine": {
+            k: getattr(s, k)
+            for k in ("refine_steps", "refine_step_size", "stop_rule", "refine_masked", "refine_layer")
+        },
+        "batch_size": bs,
+        "threads": int(args.threads),
+        "figure_rows": args.figure_rows,
+        "out": portable_path(out_dir),
+    }
+    models = {
+        "base": {
+            "path": portable_path(args.base),
+            "d_real_median": _json_num(float(base.d_real_median)),
+            "config": {k: getattr(base.cfg, k) for k in ("z_dim", "ngf", "ndf", "z_prior")},
+        },
+        "shaped": shaped_info,
+        "references": [{"variant": "telea", "model": "telea"}]
+        + [{"variant": label, "model": _portable_arg(spec)} for label, spec in model_specs],
+    }
+    timing_out = {
+        p: {v: {"sec_per_image": t["seconds"] / max(1, t["images"]), "sec_per_image_total": t["seconds_total"] / max(1, t["images"])}
+            for v, t in tv.items()}
+        for p, tv in timing.items()
+    }  # fmt: skip
+    timing_note = ("seconds per image, wall clock, batch time / batch size: yeh = the z search; collab and shaped-* = "
+                   "their refinement alone (sec_per_image) and with the shared search (sec_per_image_total); "
+                   "references = their whole run; after one untimed warm-up pass on one image")  # fmt: skip
+    results = {
+        "experiment": "semantic_report (issue #9)",
+        "settings": settings,
+        "models": models,
+        "variants": variants,
+        "machine": info,
+        "timing": {"note": timing_note, "wall_seconds": wall, **timing_out},
+        "unavailable": {"fid": fid_reason} if fid_reason else {},
+        "fid": fid or None,
+        "results": [{k: _json_num(v) for k, v in e.items()} for e in table],
+    }
+    rep.results = results
+    _write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    header = "\n".join([
+        f"# Semantic inpainting + collaborative sampling: Fashion-MNIST test, first {n} images, {size}x{size}",
+        "",
+        f"Search: {s.iterations} iterations x {s.restarts} restarts (lam {s.lam:g}, lr {s.lr:g}, seed {s.search_seed}); "
+        f"refinement: at most {s.refine_steps} steps of {s.refine_step_size:g} after generator block {s.refine_layer}, "
+        f"stop rule {s.stop_rule}, {'masked' if s.refine_masked else 'unmasked'}; mask seed {args.seed}; "
+        f"batch {bs}; {int(args.threads)} thread(s) on {info.get('cpu', '?')}.",
+        "",
+        "Metrics over hole pixels only; D(.) = the variant's discriminator's mean logit (yeh, collab: the base's); "
+        "s/img: the variant's own time (collab/shaped: the refinement alone), total: with the shared search. "
+        "Bold: the best of each bucket's rows.",
+        "",
+        f"Command: `{settings['command'] or '(API call)'}`",
+    ])  # fmt: skip
+    md = format_markdown(table, header, fid or None, fid_reason)
+    _write_text(out_dir / "results.md", md)
+
+    if args.figure_rows > 0:
+        k = min(args.figure_rows, n)
+        for pname in protocols:
+            means = {
+                e["variant"]: e["psnr_hole"] for e in table if e["protocol"] == pname and e["bucket"] == ALL
+            }
+            best = max(shaped_labels, key=lambda v: means[v]) if shaped_labels else None
+            fig = {v: rep.outputs[pname][v][:k] for v in variants}
+            write_figures(out_dir, pname, fig, rep.images[pname][:k], rep.masks[pname][:k], variants, best)
+
+    print(md)  # ends with "fid: unavailable (...)" where FID cannot run, as inpaintgan eval prints it
+    print(
+        f"\nwrote per_image.csv, results.csv, results.md, results.json and figures to {out_dir}",
+        file=sys.stderr,
+    )
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (2: a one-line error, no traceback)."""
+    from inpaintgan.checkpoints import CheckpointError
+    from inpaintgan.config import ConfigError
+    from inpaintgan.registry import UnknownNameError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)  # usage errors: argparse's message and exit code 2
+    try:
+        run_report(args, argv)
+    except (
+        ReportError,
+        CheckpointError,
+        ConfigError,
+        UnknownNameError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+    ) as e:
+        print(f"semantic_report: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semantic_report: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
