@@ -153,3 +153,32 @@ def test_eval_native_size(tmp_path, capsys):
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 0  # fmt: skip
     rows = list(csv.DictReader(open(tmp_path / "o" / "per_image.csv")))
     assert len(rows) == 3 and all(abs(float(r["hole_ratio"]) - 0.25) < 0.02 for r in rows)
+
+
+def test_eval_rescores_a_changed_model_file_under_the_same_name(tmp_path, capsys):
+    """A rerun into the same --out keeps rows of unchanged models but re-scores a model file that
+    was replaced (retrained) under the same name, instead of reporting the old model's numbers."""
+    from inpaintgan.checkpoints import save_model
+    from inpaintgan.cli import main
+    from inpaintgan.methods.pconv import PConvConfig, PConvGAN
+
+    data = _write_images(tmp_path / "data", n=4)
+    model = tmp_path / "net.safetensors"
+    torch.manual_seed(0)
+    save_model(PConvGAN(PConvConfig(width=0.125, d_width=0.25, depth=2), image_size=32), model)
+    args = ["eval", "--model", str(model), "--model", "mean", "--data", str(data), "--protocol", "center",
+            "--size", "32", "--out", str(tmp_path / "out"), "--no-progress", "--figure-rows", "2"]  # fmt: skip
+
+    def scores(label):
+        rows = csv.DictReader(open(tmp_path / "out" / "per_image.csv"))
+        return sorted((r["file"], r["l1_hole"]) for r in rows if r["model"] == label)
+
+    assert main(args) == 0
+    first, mean_first = scores("net"), scores("mean")
+    assert main(args) == 0  # same files: resumed, nothing re-scored
+    assert "re-scoring" not in capsys.readouterr().out and scores("net") == first
+    torch.manual_seed(1)  # "retrain": other weights under the same file name
+    save_model(PConvGAN(PConvConfig(width=0.125, d_width=0.25, depth=2), image_size=32), model)
+    assert main(args) == 0
+    assert "re-scoring net" in capsys.readouterr().out
+    assert len(scores("net")) == 4 and scores("net") != first and scores("mean") == mean_first

@@ -76,6 +76,21 @@ def _resolve_device(name: str):
     return dev
 
 
+def _fingerprint(name: str) -> str:
+    """What a --model name stands for: the SHA-256 of its model file (zoo names resolved), else the
+    name itself (classical baselines)."""
+    import hashlib
+
+    from inpaintgan.checkpoints import CheckpointError
+    from inpaintgan.checkpoints import resolve_model as model_path
+
+    try:
+        path = model_path(name)
+    except (CheckpointError, ValueError, KeyError):
+        return name
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _unique_label(label: str, taken: set[str]) -> str:
     out, k = label, 2
     while out in taken:
@@ -117,11 +132,13 @@ def run_eval(args) -> int:
             model = resolve_model(name, device)
         except ImportError as e:  # an optional baseline's package is missing: one line, not a traceback
             raise ValueError(f"model {name!r} cannot run here: {e}") from None
-        contenders.append(Contender(_unique_label(label, taken), model=model))
+        contenders.append(Contender(_unique_label(label, taken), model=model, fingerprint=_fingerprint(name)))
     for d in args.outputs:
         folder = OutputsFolder(d)
         folder.check_complete(data)
-        contenders.append(Contender(_unique_label(f"outputs:{folder.name}", taken), outputs=folder))
+        contenders.append(
+            Contender(_unique_label(f"outputs:{folder.name}", taken), outputs=folder, fingerprint=f"outputs:{folder.name}")
+        )
 
     status = M.available_metrics()
     lpips = M.load_lpips(device) if status["lpips"].available else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from inpaintgan.eval.protocols import Protocol, bucket_label
 
 PER_IMAGE_CSV = "per_image.csv"
 SETTINGS_JSON = "settings.json"
+CONTENDERS_JSON = "contenders.json"  # label -> fingerprint of what produced its rows
 ALL = "all"
 
 
@@ -133,6 +135,9 @@ class Contender:
     label: str
     model: Callable[[Tensor, Tensor], Tensor] | None = None
     outputs: OutputsFolder | None = None
+    #: identifies what produced the outputs (e.g. the model file's SHA-256); a resumed run re-scores a
+    #: label whose fingerprint changed instead of keeping the old model's rows under the same name
+    fingerprint: str = ""
 
     def run(self, data: EvalImages, idx: list[int], images: Tensor, masks: Tensor) -> Tensor:
         if self.model is not None:
@@ -232,6 +237,30 @@ class Evaluation:
     def done(self) -> set[tuple[str, str]]:
         return {(r["model"], r["file"]) for r in read_rows(self.csv_path)}
 
+    def _drop_changed(self, contenders: list[Contender]) -> None:
+        """Forget the rows of labels whose fingerprint differs from the one they were scored with
+        (``contenders.json`` beside ``per_image.csv``): a retrained model under the same name must
+        not inherit the old one's numbers. The CSV is rewritten atomically."""
+        fpath = self.out / CONTENDERS_JSON
+        old = json.loads(fpath.read_text()) if fpath.is_file() else {}
+        rows = read_rows(self.csv_path) if self.csv_path.is_file() else []
+        scored = {r["model"] for r in rows}
+        # rows scored by another model, or by an unrecorded one (results written before fingerprints)
+        stale = {c.label for c in contenders if c.label in scored and old.get(c.label) != c.fingerprint}
+        if stale:
+            keep = [r for r in rows if r["model"] not in stale]
+            tmp = self.csv_path.with_suffix(".csv.tmp")
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(keep)
+            os.replace(tmp, self.csv_path)
+            print(f"re-scoring {', '.join(sorted(stale))}: changed since the results in {self.out}", flush=True)
+        new = {**old, **{c.label: c.fingerprint for c in contenders}}
+        tmp = fpath.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(new, indent=2))
+        os.replace(tmp, fpath)
+
     def score(self, out: Tensor, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
         vals = M.compute_all(out, images, masks)
         if self.lpips is not None:
@@ -243,6 +272,7 @@ class Evaluation:
         """Score every contender on every image not yet scored; returns all per-image rows."""
         from tqdm.auto import tqdm
 
+        self._drop_changed(contenders)
         done = self.done()
         plan = list(batches(self.data, self.batch_size))
         new_file = not self.csv_path.is_file()
