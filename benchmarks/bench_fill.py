@@ -72,7 +72,12 @@ def load_inpainter(args):
         method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size)
         return Inpainter(method, {"model": f"untrained {Path(args.untrained).stem}"}, device=args.device), "untrained weights"
     inp = Inpainter.from_pretrained(args.model, device=args.device)
-    return inp, inp.metadata.get("path", args.model)
+    path = Path(inp.metadata.get("path", args.model))
+    try:  # repository-relative in the published table, never this machine's absolute path
+        path = path.resolve().relative_to(ROOT)
+    except ValueError:
+        path = Path(path.name)
+    return inp, str(path)
 
 
 def run(args) -> tuple[list[dict], dict, str]:
