@@ -368,8 +368,7 @@ def test_hole_ssim_loss_is_the_metric_and_ignores_known_pixels():
 
 
 def test_partial_warm_start_from_a_different_architecture(tmp_path):
-    from inpaintgan.checkpoints import load_weights_into
-    from inpaintgan.checkpoints import CheckpointError
+    from inpaintgan.checkpoints import CheckpointError, load_weights_into
 
     src = _tiny()  # partial convolutions, 3 input channels, sigmoid output
     with torch.no_grad():
