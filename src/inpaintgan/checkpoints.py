@@ -163,8 +163,7 @@ def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = No
         for key, t in tensors.items():
             if "." not in key and hasattr(method, key):
                 getattr(method, key).copy_(t.float())
-    if not strict:
-        skipped += method.after_partial_load(meta)
+    skipped += method.after_warm_start(meta)  # a no-op when the file's config is the method's own
     return skipped
 
 

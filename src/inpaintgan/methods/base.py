@@ -99,9 +99,10 @@ class InpaintMethod(nn.Module, abc.ABC):
             for n in names
         }
 
-    def after_partial_load(self, meta: dict[str, Any]) -> list[str]:
-        """Called after a non-strict warm start from a model file with metadata ``meta`` (its config
-        may differ from ours): re-initialise what must not keep the old values; returns their names."""
+    def after_warm_start(self, meta: dict[str, Any]) -> list[str]:
+        """Called after weights from a model file with metadata ``meta`` were loaded (its config may
+        differ from ours on a warm start): re-initialise what must not keep the old values; returns
+        their names."""
         return []
 
     def extra_state_for_export(self) -> dict[str, Any]:

@@ -11,6 +11,8 @@ SIGGRAPH 2017), as reproduced on CIFAR-10 in the GLCIC project report.
 - Three phases (Sec. 3.4): the completion network alone on MSE (T_C steps), the discriminators alone
   with the generator frozen (T_D), then both jointly (T_train).
 - Input: the image with its hole filled by the dataset's mean pixel, concatenated with the mask.
+  Ours (options): ``prefill=telea`` fills the hole by fast marching instead, and ``output=residual``
+  makes the network predict a correction to that input (zero-initialised last layer).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from inpaintgan.losses import ADV_LOSSES, d_loss, g_loss, masked_mse
 from inpaintgan.masks import crop_patches, local_crop_boxes
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import ConvBNAct, DownsamplingDiscriminator
+from inpaintgan.postprocess import prefill_telea_tensor
 from inpaintgan.registry import register_method
 
 
@@ -34,7 +37,10 @@ class GLCICConfig:
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     alpha: float = 0.0004  # adversarial weight (paper 0.0004; CIFAR report 0.0005)
     adv_loss: str = "bce"  # bce (paper) | lsgan (CIFAR report) | hinge
-    output: str = "sigmoid"  # sigmoid | clip
+    output: str = "sigmoid"  # sigmoid | clip | residual (a correction added to the input, last layer zero at start)
+    # "mean": the hole holds the dataset's mean pixel (the paper); "telea": OpenCV's fast-marching fill
+    # (the paper's post-processing step moved in front of the network, as the default model does)
+    prefill: str = "mean"
     local_fraction: float = 0.5  # local discriminator crop side / image side
     fill_mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)  # CIFAR-10 mean pixel
     steps_completion: int = 90000  # T_C (paper: 90k at batch 96)
@@ -68,9 +74,14 @@ class CompletionNetwork(nn.Module):
         ]
         self.net = nn.Sequential(*layers)
         self.output = output
+        if output == "residual":  # the correction starts at exactly zero: the model starts as its pre-fill
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C+1, H, W) -> (N, C, H, W), H and W multiples of 4
         y = self.net(x)
+        if self.output == "residual":
+            return y  # the caller adds it to its input
         return torch.sigmoid(y) if self.output == "sigmoid" else y.clamp(0, 1)
 
 
@@ -99,6 +110,10 @@ class GLCIC(InpaintMethod):
         super().__init__(cfg, image_size, channels)
         if cfg.adv_loss not in ADV_LOSSES:
             raise ValueError(f"unknown adversarial loss {cfg.adv_loss!r}; known: {', '.join(ADV_LOSSES)}")
+        if cfg.output not in ("sigmoid", "clip", "residual"):
+            raise ValueError(f"unknown GLCIC output {cfg.output!r}; known: sigmoid, clip, residual")
+        if cfg.prefill not in ("mean", "telea"):
+            raise ValueError(f"unknown GLCIC prefill {cfg.prefill!r}; known: mean, telea")
         self.generator = CompletionNetwork(channels, cfg.width, tuple(cfg.dilations), cfg.output)
         self.local_size = max(4, int(round(image_size * cfg.local_fraction)))
         self.discriminator = ContextDiscriminator(channels, image_size, self.local_size, cfg.d_width)
@@ -127,8 +142,12 @@ class GLCIC(InpaintMethod):
 
     def complete(self, image: Tensor, mask: Tensor) -> Tensor:
         """Raw completion-network output (not composited)."""
-        x = image * (1 - mask) + self.fill_value * mask
-        return self.generator(torch.cat([x, mask], dim=1))
+        if self.cfg.prefill == "telea":
+            x = prefill_telea_tensor(image, mask)
+        else:
+            x = image * (1 - mask) + self.fill_value * mask
+        y = self.generator(torch.cat([x, mask], dim=1))
+        return x + y if self.cfg.output == "residual" else y
 
     def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
         image, mask = batch["image"], batch["mask"]
@@ -161,7 +180,18 @@ class GLCIC(InpaintMethod):
 
     @torch.no_grad()
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.composite(self.complete(image, mask), image, mask)
+        return self.composite(self.complete(image, mask).clamp(0, 1), image, mask)
+
+    def after_warm_start(self, meta: dict) -> list[str]:
+        """A residual model warm-started from a non-residual one: the old last layer predicts the image,
+        not a correction; it restarts at zero so training starts from the pre-fill."""
+        if self.cfg.output == "residual" and meta.get("config", {}).get("output", "sigmoid") != "residual":
+            last = self.generator.net[-1]
+            with torch.no_grad():
+                last.weight.zero_()
+                last.bias.zero_()
+            return ["generator.net (last layer re-zeroed: the source model was not residual)"]
+        return []
 
     def extra_state_for_export(self) -> dict:
         return {"fill_mean": [float(v) for v in self.fill_value.flatten()]}

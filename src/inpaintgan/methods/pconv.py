@@ -445,7 +445,7 @@ class PConvGAN(InpaintMethod):
             Phase("joint", c.steps_joint, {"generator", "discriminator"}),
         ]
 
-    def after_partial_load(self, meta: dict) -> list[str]:
+    def after_warm_start(self, meta: dict) -> list[str]:
         """Warm start of a residual U-Net from a non-residual one: the old last layer predicts the
         image (through a sigmoid), not a correction; it goes back to zero so training starts from the
         pre-fill."""
