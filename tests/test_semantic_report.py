@@ -256,3 +256,30 @@ def test_help_explains_variants_and_outputs(capsys):
         "--refine-steps",
     ):
         assert word in text
+
+
+def test_latent_cache_skips_the_search_and_gives_the_same_numbers(setup, monkeypatch):
+    from inpaintgan.methods.semantic import SemanticInpainting
+
+    root, paths = setup
+    cache = root / "latents"
+    first = root / "cache0"
+    assert main(_argv(root, paths, first, "--protocol", "center", "--latents", str(cache))) == 0
+    assert len(list(cache.glob("z_*.pt"))) == 2  # N = 4 images in batches of 3: two batches
+
+    def no_search(*a, **k):
+        raise AssertionError("the search ran although its latents were cached")
+
+    monkeypatch.setattr(SemanticInpainting, "search_latent", no_search)
+    second = root / "cache1"  # a new variant added: refinement only
+    argv = _argv(root, paths, second, "--protocol", "center", "--latents", str(cache), "--shaped", f"s1={paths['shaped']}")
+    assert main(argv) == 0
+    a = {(r["variant"], r["index"]): r for r in _read(first / "per_image.csv")}
+    b = {(r["variant"], r["index"]): r for r in _read(second / "per_image.csv")}
+    for key, row in a.items():
+        assert all(row[k] == b[key][k] for k in ("l1_hole", "psnr_hole", "ssim_hole")), key
+    assert any(v == "shaped-s1" for v, _ in b)
+    # other search settings: another key, so the (now forbidden) search is asked for
+    with pytest.raises(AssertionError, match="the search ran"):
+        run_report(parse_args(_argv(root, paths, root / "cache2", "--protocol", "center", "--latents", str(cache),
+                                    "--iterations", str(ITER + 1))))  # fmt: skip

@@ -31,6 +31,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -209,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="images in the figures (default: 8; 0 = no figures)",
     )
+    g.add_argument("--latents", default="", metavar="DIR",
+                   help="cache of the searched latents: each batch's z (and its search time) is saved there and "
+                   "reused by a later run with the same base model, images, masks and search settings, so adding "
+                   "a shaped variant or changing the refinement costs the refinement alone (default: no cache)")  # fmt: skip
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -478,20 +483,48 @@ class VariantResult:
     steps: Tensor | None = None
 
 
+def latent_cache_key(base_path: str, images: Tensor, masks: Tensor, s: Settings) -> str:
+    """What a searched latent depends on: the base model file, the exact images and masks, and the
+    search settings (not the refinement ones)."""
+    h = hashlib.sha256()
+    h.update(Path(base_path).read_bytes())
+    for t in (images, masks):
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([s.iterations, s.restarts, s.lam, s.lr, s.window, s.search_seed]).encode())
+    return h.hexdigest()[:32]
+
+
 def semantic_batch(
-    base, refiners: dict[str, Any], images: Tensor, masks: Tensor, s: Settings
+    base, refiners: dict[str, Any], images: Tensor, masks: Tensor, s: Settings, cache: Path | None = None,
+    key: str = "", z: Tensor | None = None,
 ) -> dict[str, VariantResult]:
     """One z search with ``base``, then ``yeh`` (the proposal) and one refinement of the same
-    activations per entry of ``refiners`` (variant name -> method whose discriminator and median judge)."""
+    activations per entry of ``refiners`` (variant name -> method whose discriminator and median judge).
+    With ``cache`` (a folder) and ``key`` (:func:`latent_cache_key`), a latent searched before is
+    loaded (its recorded search time is reported) instead of searched again."""
     t0 = time.perf_counter()
-    found = base.search_latent(images, masks, iterations=s.iterations, restarts=s.restarts, lam=s.lam, lr=s.lr,
-                               window=s.window, seed=s.search_seed, progress=False)  # fmt: skip
+    path = cache / f"z_{key}.pt" if cache is not None and key else None
+    if z is not None:  # given (warm-up)
+        found, t_offset = {"z": z}, 0.0
+    elif path is not None and path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        found = {"z": saved["z"]}
+        t_offset = float(saved["search_seconds"]) - (time.perf_counter() - t0)
+    else:
+        found = base.search_latent(images, masks, iterations=s.iterations, restarts=s.restarts, lam=s.lam, lr=s.lr,
+                                   window=s.window, seed=s.search_seed, progress=False)  # fmt: skip
+        t_offset = 0.0
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({"z": found["z"].detach().cpu(), "search_seconds": time.perf_counter() - t0}, tmp)
+            os.replace(tmp, path)
     k = s.refine_layer
     with base._inference_guard(), torch.no_grad():  # as inpaint(): G in eval mode, no graph
         h0 = base.generator.forward_to(found["z"], k)
         x0 = base.generator.forward_from(h0, k)
     proposal = base._finish(x0, images, masks, s.blend)
-    t_search = time.perf_counter() - t0
+    t_search = time.perf_counter() - t0 + t_offset
     y, m = base._prepare(images, masks)  # model space, as the method's own inpaint_detailed refines
     out: dict[str, VariantResult] = {}
     for name, method in refiners.items():
@@ -509,14 +542,16 @@ def semantic_batch(
     return {"yeh": VariantResult(proposal, t_search, t_search, d_proposal=first.d_proposal), **out}
 
 
-def warm_up(refs: dict, base, refiners: dict, images: Tensor, masks: Tensor, s: Settings) -> None:
+def warm_up(refs: dict, base, refiners: dict, images: Tensor, masks: Tensor, s: Settings, search: bool = True) -> None:
     """One untimed pass of everything on one image, so first-call costs (allocations, lazy set-up) stay
-    out of the timings; seeded code paths only, so the numbers are unaffected."""
+    out of the timings; seeded code paths only, so the numbers are unaffected. ``search=False`` (latents
+    from a cache) warms up the refinement from a zero latent instead of running a search."""
     with torch.no_grad():
         for fn in refs.values():
             fn(images[:1], masks[:1])
     quick = dataclasses.replace(s, iterations=1, restarts=1, refine_steps=min(1, s.refine_steps))
-    semantic_batch(base, refiners, images[:1], masks[:1], quick)
+    z = None if search else torch.zeros(1, base.cfg.z_dim)
+    semantic_batch(base, refiners, images[:1], masks[:1], quick, z=z)
 
 
 # ------------------------------------------------------------------------------------ aggregation
@@ -733,7 +768,7 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
         total=len(protocols) * len(starts), desc="semantic_report", unit="batch", disable=args.no_progress
     )
     first = next(iter(protocols.values()))
-    warm_up(refs, base, refiners, x_all[:1], first.masks([0], size, size), s)
+    warm_up(refs, base, refiners, x_all[:1], first.masks([0], size, size), s, search=not args.latents)
     t_run = time.perf_counter()
     try:
         for pname, proto in protocols.items():
@@ -756,7 +791,9 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
                             f"model {label!r} returned shape {tuple(y.shape)}, expected {tuple(images.shape)}"
                         )
                     res[label] = VariantResult(y, dt, dt)
-                res.update(semantic_batch(base, refiners, images, masks, s))
+                cache = Path(args.latents) if args.latents else None
+                key = latent_cache_key(args.base, images, masks, s) if cache is not None else ""
+                res.update(semantic_batch(base, refiners, images, masks, s, cache, key))
                 ratios = masks.flatten(1).mean(1)
                 scored = {v: M.compute_all(res[v].out, images, masks) for v in variants}
                 for v in variants:
