@@ -477,12 +477,12 @@ class PConvGAN(InpaintMethod):
         hole = masked_mse(pred, image, mask)
         valid = masked_mse(pred, image, 1 - mask)
         total = self.cfg.hole_weight * hole + self.cfg.valid_weight * valid
-        logs = {"loss_hole_mse": hole.item(), "loss_valid_mse": valid.item()}
-        if self.cfg.ssim_weight > 0:
+        logs = {"loss_mse": total.item(), "loss_hole_mse": hole.item(), "loss_valid_mse": valid.item()}
+        if self.cfg.ssim_weight > 0:  # logged apart: loss_mse stays the report's L_MSE
             l_ssim = hole_ssim_loss(pred, image, mask)
             total = total + self.cfg.ssim_weight * l_ssim
             logs["loss_ssim"] = l_ssim.item()
-        return total, {"loss_mse": total.item(), **logs}
+        return total, logs
 
     def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
         image, mask = batch["image"], batch["mask"]
