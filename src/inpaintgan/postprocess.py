@@ -59,6 +59,15 @@ def prefill_telea_tensor(image, mask, radius: int = 3):
     return torch.where(mask > 0.5, fill, image)
 
 
+def fill_hole(image, mask, prefill: str, fill):
+    """A network's input: ``image`` (N, C, H, W) with the hole (``mask`` 1) holding ``fill`` (a value
+    or a broadcastable tensor) for ``prefill="mean"``/``"none"``, or the fast-marching fill for
+    ``"telea"`` (:func:`prefill_telea_tensor`). Shared by the methods with a ``prefill`` option."""
+    if prefill == "telea":
+        return prefill_telea_tensor(image, mask)
+    return image * (1 - mask) + fill * mask
+
+
 def _crop_padded(a: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     """``a[y0:y1, x0:x1]`` where the box may extend past the image: the outside is mirrored."""
     h, w = a.shape[:2]

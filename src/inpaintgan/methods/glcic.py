@@ -26,7 +26,7 @@ from inpaintgan.losses import ADV_LOSSES, d_loss, g_loss, masked_mse
 from inpaintgan.masks import crop_patches, local_crop_boxes
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import ConvBNAct, DownsamplingDiscriminator
-from inpaintgan.postprocess import prefill_telea_tensor
+from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
 
 
@@ -142,10 +142,7 @@ class GLCIC(InpaintMethod):
 
     def complete(self, image: Tensor, mask: Tensor) -> Tensor:
         """Raw completion-network output (not composited)."""
-        if self.cfg.prefill == "telea":
-            x = prefill_telea_tensor(image, mask)
-        else:
-            x = image * (1 - mask) + self.fill_value * mask
+        x = fill_hole(image, mask, self.cfg.prefill, self.fill_value)
         y = self.generator(torch.cat([x, mask], dim=1))
         return x + y if self.cfg.output == "residual" else y
 

@@ -43,7 +43,7 @@ from inpaintgan.losses import d_loss, g_loss, hole_ssim_loss, masked_mse
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import ConvBNAct
 from inpaintgan.nn.partial_conv import PartialConv2d
-from inpaintgan.postprocess import prefill_telea_tensor
+from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
 
 #: the report's encoder (Liu et al.'s at 128 px, narrowed): filters and kernel sizes per stride-2 layer
@@ -462,10 +462,7 @@ class PConvGAN(InpaintMethod):
         """Raw generator output (N, C, H, W) for ``image`` with holes where ``mask`` (N, 1, H, W) is 1."""
         if self.cfg.partial:
             return self.generator(image, 1 - mask)  # PartialConv2d masks: 1 = valid; hole values are never read
-        if self.cfg.prefill == "telea":
-            x = prefill_telea_tensor(image, mask)
-        else:
-            x = image * (1 - mask) + self.cfg.fill_value * mask
+        x = fill_hole(image, mask, self.cfg.prefill, self.cfg.fill_value)
         y = self.generator(torch.cat([x, mask], dim=1), None)
         return x + y if self.cfg.residual else y  # residual: may leave [0, 1]; inpaint() clamps
 
