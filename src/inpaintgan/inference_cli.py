@@ -188,6 +188,11 @@ def cmd_fill(args: argparse.Namespace) -> int:
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) has no contextual attention "
             "layer; use a model that has one (e.g. method deepfill)"
         )
+    if attention_paths is not None and not getattr(inpainter.method, "has_attention", True):
+        raise CLIError(
+            f"--attention-map: model {args.model} (method {inpainter.method.name!r}) was built without its "
+            "contextual attention layer (config attention: false); use a model trained with attention"
+        )
     attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

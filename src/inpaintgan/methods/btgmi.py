@@ -458,44 +458,46 @@ def patch_perceptual_loss(pred: Tensor, target: Tensor, region: Tensor, features
     return (per_sample * keep).sum() / keep.sum().clamp_min(1.0)
 
 
-def find_alexnet_weights(path: str = "") -> Path:
-    """The AlexNet weights for ``ppl_net=alexnet``: ``path``, else what LPIPS uses
-    (:func:`inpaintgan.metrics._find_lpips_weights`: $INPAINTGAN_LPIPS_ALEXNET, the metrics cache,
-    torch hub's checkpoints). Never downloads; FileNotFoundError says where to put it."""
+def _weights_file(path: str, which: int, key: str, what: str, missing_hint: str) -> Path:
+    """``path`` if given (it must exist), else the file LPIPS would use
+    (:func:`inpaintgan.metrics._find_lpips_weights` slot ``which``). Never downloads."""
     from inpaintgan import metrics
 
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise FileNotFoundError(f"model.ppl_alexnet: AlexNet weights file not found: {p}")
+            raise FileNotFoundError(f"model.{key}: {what} file not found: {p}")
         return p
-    alex, _, _ = metrics._find_lpips_weights()
-    if alex is None:
-        raise FileNotFoundError(
-            f"btgmi with ppl_net=alexnet needs torchvision's ImageNet AlexNet weights ({metrics.ALEXNET_FILE}) for "
-            f"its patch perceptual loss, and none was found: set model.ppl_alexnet=PATH or INPAINTGAN_LPIPS_ALEXNET=PATH, "
-            f"or put the file at {metrics.cache_dir() / metrics.ALEXNET_FILE} (nothing is downloaded); "
-            "model.ppl_net=discriminator needs no weights"
-        )
-    return alex
+    found = metrics._find_lpips_weights()[which]
+    if found is None:
+        raise FileNotFoundError(missing_hint)
+    return found
+
+
+def find_alexnet_weights(path: str = "") -> Path:
+    """The AlexNet weights for ``ppl_net=alexnet``: ``path``, else what LPIPS uses
+    ($INPAINTGAN_LPIPS_ALEXNET, the metrics cache, torch hub's checkpoints). Never downloads;
+    FileNotFoundError says where to put it."""
+    from inpaintgan import metrics
+
+    return _weights_file(
+        path, 0, "ppl_alexnet", "AlexNet weights",
+        f"btgmi with ppl_net=alexnet needs torchvision's ImageNet AlexNet weights ({metrics.ALEXNET_FILE}) for "
+        f"its patch perceptual loss, and none was found: set model.ppl_alexnet=PATH or INPAINTGAN_LPIPS_ALEXNET=PATH, "
+        f"or put the file at {metrics.cache_dir() / metrics.ALEXNET_FILE} (nothing is downloaded); "
+        "model.ppl_net=discriminator needs no weights",
+    )
 
 
 def find_lpips_lin(path: str = "") -> Path:
     """LPIPS v0.1 AlexNet linear-layer file for ``ppl_weights=lpips`` (``path``, else what LPIPS uses)."""
     from inpaintgan import metrics
 
-    if path:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"model.ppl_lpips: LPIPS linear-layer file not found: {p}")
-        return p
-    _, lin, _ = metrics._find_lpips_weights()
-    if lin is None:
-        raise FileNotFoundError(
-            f"ppl_weights=lpips needs LPIPS v0.1's linear layers ({metrics.LPIPS_LIN_FILE}): set model.ppl_lpips=PATH "
-            f"or INPAINTGAN_LPIPS_LIN=PATH, or put it at {metrics.cache_dir() / 'lpips_alex_v0.1.pth'}; or use ppl_weights=ones"
-        )
-    return lin
+    return _weights_file(
+        path, 1, "ppl_lpips", "LPIPS linear-layer",
+        f"ppl_weights=lpips needs LPIPS v0.1's linear layers ({metrics.LPIPS_LIN_FILE}): set model.ppl_lpips=PATH "
+        f"or INPAINTGAN_LPIPS_LIN=PATH, or put it at {metrics.cache_dir() / 'lpips_alex_v0.1.pth'}; or use ppl_weights=ones",
+    )
 
 
 def load_alexnet_ppl(alexnet_path: str | Path, lin_path: str | Path | None = None):

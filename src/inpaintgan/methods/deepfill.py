@@ -11,6 +11,9 @@ Huang, CVPR 2018), after the authors' code (github.com/JiahuiYu/generative_inpai
   stage 1. ELU everywhere except the outputs (none) and the layer before attention (ReLU); no
   normalisation. ``width`` is the code's ``cnum``: 32 gives 3.60M generator parameters, exactly the
   v1 code's layers (the paper quotes 2.9M).
+- **No-attention variant** (``attention: false``): the paper's "baseline" coarse-to-fine network
+  (Sec. 3.1, compared in Sec. 5): stage 2 keeps only its dilated-conv branch, so the decoder reads
+  4w instead of 8w channels; it has no attention map (``inpaint_with_attention`` raises ValueError).
 - **Critics** (Sec. 3.2; code ``build_wgan_*_discriminator``): WGAN critics, a global one on the whole
   image (5x5 stride-2 convs of 64/128/256/256 channels + dense) and a local one on the patch around
   the hole (64/128/256/512 + dense), LeakyReLU 0.2, separate losses summed, WGAN-GP with the
@@ -64,6 +67,7 @@ class DeepFillConfig:
     steps_reconstruction: int = 0  # optional reconstruction-only pre-training phase
     reconstruction_coarse_only: bool = False  # the code's PRETRAIN_COARSE_NETWORK: only stage 1's losses
     steps_adversarial: int = 1_000_000
+    attention: bool = True  # False: no contextual attention branch (the paper's baseline coarse-to-fine net)
 
 
 # ------------------------------------------------------------------------------------- networks
@@ -138,12 +142,16 @@ class DeepFillGenerator(nn.Module):
 
     ``forward(x, mask)``: ``x`` (N, C, H, W) in [-1, 1] with the hole zeroed, ``mask`` (N, 1, H, W), H and
     W multiples of 4. Returns (coarse, refined, attention): both outputs (N, C, H, W) clipped to
-    [-1, 1], not composited; attention (N, L, H/(4 rate), W/(4 rate)) (see ContextualAttention).
+    [-1, 1], not composited; attention (N, L, H/(4 rate), W/(4 rate)) (see ContextualAttention), or
+    None with ``attention=False`` (no attention branch: the refinement stage is the dilated-conv
+    branch alone and the decoder reads its 4w channels).
     """
 
-    def __init__(self, channels: int = 3, width: int = 32, padding: str = "zeros", rate: int = 2, scale: float = 10.0, propagation_k: int = 3):
+    def __init__(self, channels: int = 3, width: int = 32, padding: str = "zeros", rate: int = 2, scale: float = 10.0,
+                 propagation_k: int = 3, attention: bool = True):  # fmt: skip
         super().__init__()
         w, p, cin = width, padding, channels + 2
+        self.has_attention = bool(attention)
         self.coarse = nn.Sequential(
             *_encoder(cin, w, p, (w, 2 * w, 2 * w, 4 * w)),
             GenConv(4 * w, 4 * w, 3, padding=p),
@@ -157,21 +165,24 @@ class DeepFillGenerator(nn.Module):
             GenConv(4 * w, 4 * w, 3, padding=p),
             *_dilated(4 * w, p),
         )
-        self.attention_encoder = nn.Sequential(
-            *_encoder(cin, w, p, (w, w, 2 * w, 4 * w)),
-            GenConv(4 * w, 4 * w, 3, padding=p),
-            GenConv(4 * w, 4 * w, 3, act="relu", padding=p),
-        )
-        self.contextual_attention = ContextualAttention(3, rate, scale, propagation_k)
-        self.attention_decoder = nn.Sequential(GenConv(4 * w, 4 * w, 3, padding=p), GenConv(4 * w, 4 * w, 3, padding=p))
-        self.decoder = nn.Sequential(*_decoder(8 * w, w, channels, p))
+        if self.has_attention:
+            self.attention_encoder = nn.Sequential(
+                *_encoder(cin, w, p, (w, w, 2 * w, 4 * w)),
+                GenConv(4 * w, 4 * w, 3, padding=p),
+                GenConv(4 * w, 4 * w, 3, act="relu", padding=p),
+            )
+            self.contextual_attention = ContextualAttention(3, rate, scale, propagation_k)
+            self.attention_decoder = nn.Sequential(GenConv(4 * w, 4 * w, 3, padding=p), GenConv(4 * w, 4 * w, 3, padding=p))
+        self.decoder = nn.Sequential(*_decoder((8 if self.has_attention else 4) * w, w, channels, p))
 
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         ones = torch.ones_like(mask)
         x1 = self.coarse(torch.cat([x, ones, mask], dim=1)).clamp(-1, 1)  # (N, C+2, H, W) -> (N, C, H, W)
         pasted = x1 * mask + x * (1 - mask)  # stage 2 input: the coarse fill in the hole only
         xnow = torch.cat([pasted, ones, mask], dim=1)
         hallu = self.hallucination(xnow)  # (N, 4w, H/4, W/4)
+        if not self.has_attention:  # the baseline: the dilated-conv branch alone, (N, 4w, H/4, W/4)
+            return x1, self.decoder(hallu).clamp(-1, 1), None
         feat = self.attention_encoder(xnow)  # (N, 4w, H/4, W/4)
         feat, attention = self.contextual_attention(feat, feat, mask)
         feat = self.attention_decoder(feat)
@@ -229,9 +240,16 @@ class DeepFill(InpaintMethod):
             raise ValueError(f"width must be >= 2 and d_width >= 1, got {cfg.width} and {cfg.d_width}")
         if cfg.n_critic < 0:
             raise ValueError(f"n_critic must be >= 0, got {cfg.n_critic}")
-        self.generator = DeepFillGenerator(channels, cfg.width, cfg.padding, cfg.rate, cfg.attention_scale, cfg.propagation_k)
+        self.generator = DeepFillGenerator(
+            channels, cfg.width, cfg.padding, cfg.rate, cfg.attention_scale, cfg.propagation_k, attention=cfg.attention
+        )
         self.local_size = max(4, int(round(image_size * cfg.local_fraction)))
         self.discriminator = DeepFillCritics(channels, image_size, self.local_size, cfg.d_width)
+
+    @property
+    def has_attention(self) -> bool:
+        """False for the no-attention variant (``attention: false``): no attention map to show."""
+        return self.generator.has_attention
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         if train_cfg.optimizer != "adam":  # the code: Adam, lr 1e-4, betas (0.5, 0.9)
@@ -247,10 +265,10 @@ class DeepFill(InpaintMethod):
 
     # ------------------------------------------------------------------------------- forward
 
-    def run_generator(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def run_generator(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """Image (N, C, H, W) in [0, 1], mask (N, 1, H, W) -> (x, mask, coarse, refined, attention), all
         images in [-1, 1], not composited. Sizes that are not multiples of 4 are edge-padded and the
-        outputs cropped back (the attention stays on the padded grid)."""
+        outputs cropped back (the attention stays on the padded grid; None without attention)."""
         mask = (mask > 0.5).to(image.dtype)
         x = image * 2 - 1
         h, w = image.shape[-2:]
@@ -273,7 +291,13 @@ class DeepFill(InpaintMethod):
     @torch.no_grad()
     def inpaint_with_attention(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """(composited result (N, C, H, W), attention as the paper's colour-coded flow (N, 3, H, W) in
-        [0, 1]: hue = direction, saturation = distance to the most attended background position)."""
+        [0, 1]: hue = direction, saturation = distance to the most attended background position).
+        A model built with ``attention: false`` has no attention: ValueError."""
+        if not self.has_attention:
+            raise ValueError(
+                "this DeepFill model has no contextual attention (config attention: false, the baseline "
+                "coarse-to-fine network), so it has no attention map; use a model trained with attention: true"
+            )
         _, _, _, x2, att = self.run_generator(image, mask)
         h, w = image.shape[-2:]
         flow = attention_to_flow(att, cell=4 * self.cfg.rate, out_size=(h, w))  # (N, 2, H, W) in pixels
