@@ -283,3 +283,21 @@ def test_latent_cache_skips_the_search_and_gives_the_same_numbers(setup, monkeyp
     with pytest.raises(AssertionError, match="the search ran"):
         run_report(parse_args(_argv(root, paths, root / "cache2", "--protocol", "center", "--latents", str(cache),
                                     "--iterations", str(ITER + 1))))  # fmt: skip
+
+
+def test_shaping_plot_only_for_numeric_labels(tmp_path):
+    from inpaintgan.experiments.semantic_report import shaping_epochs, shaping_plot
+
+    assert shaping_epochs(["shaped-0.1", "shaped-2"]) == {"shaped-0.1": 0.1, "shaped-2": 2.0}
+    assert shaping_epochs(["shaped-0.5", "shaped-s1"]) is None  # no axis for a named variant
+    rows = [
+        {"protocol": "center", "bucket": "all", "variant": v, "psnr_hole": p, "ssim_hole": q, "steps": st}
+        for v, p, q, st in [("yeh", 16.2, 0.41, None), ("collab", 15.8, 0.39, 20.0), ("shaped-0.5", 16.1, 0.40, 30.0),
+                            ("shaped-2", 16.15, 0.41, 29.0)]
+    ]  # fmt: skip
+    path = shaping_plot(rows, "center", shaping_epochs(["shaped-0.5", "shaped-2"]), tmp_path / "shaping_center.png")
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width > 600 and im.height > 200
+    assert not list(tmp_path.glob("*.tmp*"))  # written through a temp file, then renamed

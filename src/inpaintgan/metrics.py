@@ -273,6 +273,14 @@ def cache_dir() -> Path:
     return Path(base) / "metrics"
 
 
+def _shown(path: Path) -> str:
+    """``path`` with the home folder written as ``~``: messages end up in committed result files."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def _lpips_package_dirs() -> list[Path]:
     """Folders of an installed ``lpips`` package, found without importing it."""
     try:
@@ -299,9 +307,9 @@ def _find_lpips_weights() -> tuple[Path | None, Path | None, str]:
     lin = next((Path(p) for p in lin_candidates if p and Path(p).is_file()), None)
     missing = []
     if alex is None:
-        missing.append(f"AlexNet weights ({ALEXNET_FILE}; set INPAINTGAN_LPIPS_ALEXNET or put it in {cache_dir()})")
+        missing.append(f"AlexNet weights ({ALEXNET_FILE}; set INPAINTGAN_LPIPS_ALEXNET or put it in {_shown(cache_dir())})")
     if lin is None:
-        missing.append(f"LPIPS linear weights (v0.1 {LPIPS_LIN_FILE}; set INPAINTGAN_LPIPS_LIN or put it in {cache_dir()} as lpips_alex_v0.1.pth)")
+        missing.append(f"LPIPS linear weights (v0.1 {LPIPS_LIN_FILE}; set INPAINTGAN_LPIPS_LIN or put it in {_shown(cache_dir())} as lpips_alex_v0.1.pth)")
     return alex, lin, ("no " + " and no ".join(missing)) if missing else ""
 
 

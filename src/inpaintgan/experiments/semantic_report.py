@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
             "                         models, machine, timing, unavailable metrics, the table\n"
             "  figure_<protocol>.png  input | proposal | heatmap | refined | original (collab), and\n"
             "                         figure_<protocol>_<best shaped>.png for the best shaped variant\n"
-            "  comparison_<protocol>.png  input | telea | --model ... | yeh | collab | shaped ... | original\n\n"
+            "  comparison_<protocol>.png  input | telea | --model ... | yeh | collab | shaped ... | original\n"
+            "  shaping_<protocol>.png  hole PSNR / SSIM / refinement steps against the shaping length, when\n"
+            "                         every --shaped label is a number of epochs (two or more)\n\n"
             "Deterministic: the same arguments give the same numbers (seeded masks, seeded search and\n"
             "stopping draws); only the timings vary."
         ),
@@ -652,6 +654,48 @@ def _u8(t: Tensor) -> np.ndarray:
     return to_uint8(t)
 
 
+def shaping_epochs(labels: list[str]) -> dict[str, float] | None:
+    """``shaped-E`` variant -> E as a number, when every shaped label is one (the report's shaping
+    fractions in epochs); None otherwise (labels such as ``a``/``b`` have no axis to plot on)."""
+    out = {}
+    for v in labels:
+        try:
+            out[v] = float(v.removeprefix("shaped-"))
+        except ValueError:
+            return None
+    return out
+
+
+def shaping_plot(table: list[dict], proto: str, epochs: dict[str, float], path: Path) -> Path:
+    """Hole PSNR, hole SSIM and refinement steps against the shaping length (epochs), one point per
+    shaped discriminator; collab (the unshaped discriminator) at 0 and the search's proposal (yeh) as a
+    dashed line: the report's question of how much shaping the refinement needs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {e["variant"]: e for e in table if e["protocol"] == proto and e["bucket"] == ALL}
+    pts = sorted([(0.0, "collab")] + [(x, v) for v, x in epochs.items()])
+    panels = [("psnr_hole", "hole PSNR (dB)"), ("ssim_hole", "hole SSIM"), ("steps", "refinement steps")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (key, label) in zip(axes, panels):
+        xs = [x for x, v in pts if rows.get(v, {}).get(key) is not None]
+        ys = [rows[v][key] for x, v in pts if rows.get(v, {}).get(key) is not None]
+        ax.plot(xs, ys, marker="o", label="refined (0 = collab, unshaped D)")
+        if key != "steps" and rows.get("yeh", {}).get(key) is not None:
+            ax.axhline(rows["yeh"][key], ls="--", color="gray", label="proposal (Yeh et al.)")
+        ax.set_xlabel("discriminator shaping (epochs)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{proto}: refinement quality vs shaping length", fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
 def write_figures(out_dir: Path, proto: str, fig: dict[str, Tensor], images: Tensor, masks: Tensor,
                   variants: list[str], best_shaped: str | None) -> list[Path]:  # fmt: skip
     from inpaintgan.eval import report
@@ -926,6 +970,9 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
             best = max(shaped_labels, key=lambda v: means[v]) if shaped_labels else None
             fig = {v: rep.outputs[pname][v][:k] for v in variants}
             write_figures(out_dir, pname, fig, rep.images[pname][:k], rep.masks[pname][:k], variants, best)
+            epochs = shaping_epochs(shaped_labels)
+            if epochs and len(epochs) >= 2:
+                shaping_plot(table, pname, epochs, out_dir / f"shaping_{pname}.png")
 
     print(md)  # ends with "fid: unavailable (...)" where FID cannot run, as inpaintgan eval prints it
     print(
