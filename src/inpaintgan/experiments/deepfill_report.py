@@ -54,13 +54,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inpaintgan.experiments.semantic_report import (
+from inpaintgan.experiments.semantic_report import (  # the experiment runners' shared helpers
+    ReportError,
     _csv_text,
     _json_num,
     _portable_arg,
+    _u8,
     atomic_write,
     machine,
     portable_path,
+    run_cli,
 )
 
 PROG = "python -m inpaintgan.experiments.deepfill_report"
@@ -78,10 +81,6 @@ PER_IMAGE_COLUMNS = ["experiment", "setting", "model", "index", "file", "hole_to
                      "copy", "ring_score", "edge_density", *METRICS, "attention_hit"]  # fmt: skip
 TABLE_COLUMNS = ["experiment", "setting", "model", "count", "hole_fraction", "hole_side", *METRICS,
                  "psnr_gain", "attention_hit", "ring_score", "edge_density"]  # fmt: skip
-
-
-class ReportError(ValueError):
-    """A problem with the inputs, reported in one line (exit code 2), without a traceback."""
 
 
 # ------------------------------------------------------------------------------------- arguments
@@ -549,12 +548,6 @@ def growth_pivot(entries: list[dict], labels: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------ figures
 
 
-def _u8(t: Tensor) -> np.ndarray:
-    from inpaintgan.eval.runner import to_uint8
-
-    return to_uint8(t)
-
-
 def _masked(image: Tensor, mask: Tensor) -> np.ndarray:
     from inpaintgan.eval.report import masked_input
 
@@ -895,22 +888,7 @@ def format_markdown(table: list[dict], labels: list[str], experiments: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (2: a one-line error, no traceback)."""
-    from inpaintgan.checkpoints import CheckpointError
-    from inpaintgan.config import ConfigError
-    from inpaintgan.registry import UnknownNameError
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)  # usage errors: argparse's message and exit code 2
-    try:
-        run_report(args, argv)
-    except (ReportError, CheckpointError, ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
-            ValueError) as e:  # fmt: skip
-        print(f"deepfill_report: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("deepfill_report: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli("deepfill_report", parse_args, run_report, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

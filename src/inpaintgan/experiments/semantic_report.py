@@ -982,31 +982,31 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
     return rep
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit code (2: a one-line error, no traceback)."""
+def run_cli(name: str, parse: Callable, run: Callable, argv: list[str] | None) -> int:
+    """An experiment runner's command line (shared by the runners in this package): parse ``argv``
+    (usage errors: argparse's message, exit 2), run, and turn input problems into one line
+    ``NAME: error: ...`` with exit code 2 instead of a traceback."""
     from inpaintgan.checkpoints import CheckpointError
     from inpaintgan.config import ConfigError
     from inpaintgan.registry import UnknownNameError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)  # usage errors: argparse's message and exit code 2
+    args = parse(argv)
     try:
-        run_report(args, argv)
-    except (
-        ReportError,
-        CheckpointError,
-        ConfigError,
-        UnknownNameError,
-        FileNotFoundError,
-        NotADirectoryError,
-        ValueError,
-    ) as e:
-        print(f"semantic_report: error: {e}", file=sys.stderr)
+        run(args, argv)
+    except (ReportError, CheckpointError, ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
+            ValueError) as e:  # fmt: skip
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semantic_report: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (2: a one-line error, no traceback)."""
+    return run_cli("semantic_report", parse_args, run_report, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
