@@ -301,3 +301,15 @@ def test_shaping_plot_only_for_numeric_labels(tmp_path):
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width > 600 and im.height > 200
     assert not list(tmp_path.glob("*.tmp*"))  # written through a temp file, then renamed
+
+
+def test_recorded_command_keeps_relative_paths_and_hides_machine_ones(tmp_path, monkeypatch):
+    from inpaintgan.experiments.semantic_report import command_line, portable_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    assert portable_path(tmp_path / "m.safetensors") == "m.safetensors"  # inside the working directory
+    assert portable_path("../shared/data/photos/val") == "../shared/data/photos/val"  # relative: as typed
+    assert portable_path("/opt/somewhere/data") == "data"  # an absolute machine path: the bare name
+    cmd = command_line(["--data", "../shared/data/photos/val", "--model", f"a={tmp_path / 'm.safetensors'}"])
+    assert cmd.endswith("--data ../shared/data/photos/val --model a=m.safetensors")

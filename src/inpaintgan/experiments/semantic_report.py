@@ -249,14 +249,15 @@ def split_spec(spec: str, option: str, need_label: bool = True) -> tuple[str, st
 
 
 def portable_path(path: str | Path) -> str:
-    """A path without the machine's layout: relative to the working directory when inside it, ``~/...``
-    under the home folder, as is under /usr/share (package data), else the bare name."""
+    """A path without the machine's layout: relative to the working directory when inside it, as typed
+    when relative (``../shared/data`` names no machine folder), ``~/...`` under the home folder, as is
+    under /usr/share (package data), else the bare name."""
     p = Path(path).expanduser()
     try:
         return p.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
     except (ValueError, OSError):
         pass
-    if not p.is_absolute() and ".." not in p.parts:
+    if not p.is_absolute():
         return p.as_posix()
     try:
         return "~/" + p.resolve().relative_to(Path.home().resolve()).as_posix()
