@@ -200,3 +200,45 @@ def test_init_from_exported_weights(image_folder, tmp_path):
         from inpaintgan.methods.pconv import PConvConfig, PConvGAN
 
         load_weights_into(PConvGAN(PConvConfig(width=0.125, depth=3), image_size=32), tmp_path / "m.safetensors")
+
+
+def test_rng_state_restores_from_device_tensors():
+    """A checkpoint read with map_location="cuda" (a resumed GPU run) holds its RNG states as CUDA
+    tensors, which torch.set_rng_state / Generator.set_state reject ("RNG state must be a
+    torch.ByteTensor"). The trainer brings them back to the CPU first. CI has no GPU, so a stand-in
+    whose only usable form is ``.cpu()`` plays the CUDA tensor."""
+    from inpaintgan.training.trainer import TrainContext, _rng_state, _set_rng_state
+
+    class OnDevice:  # behaves like a CUDA tensor: set_rng_state cannot take it as it is
+        def __init__(self, t):
+            self._t = t
+
+        def cpu(self):
+            return self._t
+
+    ctx = TrainContext({}, torch.device("cpu"), seed=3)
+    saved = _rng_state(ctx)
+    expect_global, expect_ctx = torch.rand(4), torch.rand(4, generator=ctx.generator)
+    torch.rand(10), torch.rand(10, generator=ctx.generator)  # move both streams on
+    _set_rng_state(ctx, {k: OnDevice(v) for k, v in saved.items()})
+    assert torch.equal(torch.rand(4), expect_global)
+    assert torch.equal(torch.rand(4, generator=ctx.generator), expect_ctx)
+
+
+def test_existing_run_folder_needs_resume_or_explicit_restart(image_folder, tmp_path):
+    """Training into a folder that already holds checkpoints, without --resume, used to start again
+    from step 0 silently (and a later --resume could mix the two runs): it is refused, naming the
+    choices; --resume none restarts deliberately."""
+    out = tmp_path / "run"
+    Trainer(_cfg(image_folder, out, "train.max_steps=4"), progress=False).run()
+    assert state_mod.list_checkpoints(out)
+    with pytest.raises(CheckpointError, match=r"already holds checkpoints \(newest: step_0+4\.pt\).*--resume"):
+        Trainer(_cfg(image_folder, out), progress=False).run()
+    assert [p.name for p in state_mod.list_checkpoints(out)] == ["step_00000004.pt"]  # untouched
+    again = Trainer(_cfg(image_folder, out, "train.max_steps=2"), progress=False)
+    again.run(resume="none")  # deliberate restart: the old checkpoints are gone, the new one is there
+    assert again.step == 2
+    assert [p.name for p in state_mod.list_checkpoints(out)] == ["step_00000002.pt"]
+    cont = Trainer(_cfg(image_folder, out), progress=False)
+    cont.run(resume="auto")
+    assert cont.step == 8

@@ -106,7 +106,9 @@ def register(sub) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (same as --set train.device=...)")
     p.add_argument(
         "--resume", nargs="?", const="auto", default="",
-        help="continue a run: 'auto' (default when given without a value) = newest checkpoint in the run folder, or a path",
+        help="continue a run: 'auto' (default when given without a value) = newest checkpoint in the run folder, "
+        "or a checkpoint path; 'none' starts over in a run folder that already holds checkpoints, deleting "
+        "them (without --resume, such a folder is refused rather than silently overwritten)",
     )
     p.add_argument("--export", metavar="FILE", help="after training, export the model to this .safetensors file")
     p.add_argument("--half", action="store_true", help="export weights in float16 (half the size)")

@@ -29,7 +29,7 @@ from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
 from inpaintgan.training import distributed as D
 from inpaintgan.training.logging import MetricLogger, format_postfix, make_grid, masked_input_view, save_image
-from inpaintgan.training.state import find_resume, save_checkpoint
+from inpaintgan.training.state import find_resume, list_checkpoints, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -191,10 +191,11 @@ def _rng_state(ctx: TrainContext) -> dict[str, Any]:
 
 
 def _set_rng_state(ctx: TrainContext, st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
-    ctx.generator.set_state(st["ctx"])
+    # a checkpoint loaded with map_location=cuda holds the RNG states on the GPU; set_rng_state takes CPU byte tensors
+    torch.set_rng_state(st["torch"].cpu())
+    ctx.generator.set_state(st["ctx"].cpu())
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([t.cpu() for t in st["cuda"]])
 
 
 @dataclass
@@ -357,6 +358,18 @@ class Trainer:
     def run(self, resume: str = "") -> TrainResult:
         tc = self.cfg.train
         ckpt = find_resume(self.out_dir, resume)
+        if ckpt is None and not resume and list_checkpoints(self.out_dir):
+            from inpaintgan.checkpoints import CheckpointError
+
+            last = list_checkpoints(self.out_dir)[-1]
+            raise CheckpointError(
+                f"run folder {self.out_dir} already holds checkpoints (newest: {last.name}); pass --resume to "
+                "continue that run, --resume none to start it over (deleting those checkpoints), or choose "
+                "another folder with --out"
+            )
+        if resume == "none" and self.dist.is_main:  # a deliberate restart: the old run's checkpoints go
+            for p in list_checkpoints(self.out_dir):
+                p.unlink()
         if ckpt is not None:
             from inpaintgan.checkpoints import load_training_state
 
