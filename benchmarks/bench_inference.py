@@ -151,18 +151,38 @@ def bench_method_inference(
         if size % k:
             rows.append({**row, "note": f"skipped: {size} px is not a multiple of {k}"})
             continue
-        try:
-            method = cls(cfg, image_size=size, channels=3).to(device).eval()
-            image, mask = _inputs(size, method.channels, 1, device)
-            with torch.no_grad(), PeakMemory(device) as mem:
-                sec = _time(lambda m=method, i=image, k=mask: m.inpaint(i, k), device, repeats)
-            rows.append({**row, "ms": sec * 1000, "peak_mb": mem.mb, "params_m": _inference_params(method) / 1e6})
-        except (RuntimeError, ValueError, NotImplementedError, MemoryError) as e:
-            rows.append({**row, "note": f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}"})
-        finally:
-            method = None
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+        rows.append(_time_inpaint(lambda s=size: cls(cfg, image_size=s, channels=3), row, size, repeats, device))
+    return rows
+
+
+def _time_inpaint(build, row: dict, size: int, repeats: int, device) -> dict:
+    """``row`` completed with the median latency of ``build()``'s ``inpaint`` on one size x size image."""
+    method = None
+    try:
+        method = build().to(device).eval()
+        image, mask = _inputs(size, method.channels, 1, device)
+        with torch.no_grad(), PeakMemory(device) as mem:
+            sec = _time(lambda m=method, i=image, k=mask: m.inpaint(i, k), device, repeats)
+        return {**row, "ms": sec * 1000, "peak_mb": mem.mb, "params_m": _inference_params(method) / 1e6}
+    except (RuntimeError, ValueError, NotImplementedError, MemoryError) as e:
+        return {**row, "note": f"skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+    finally:
+        method = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def bench_model_files(specs: list[str], sizes: list[int], repeats: int, device) -> list[dict]:
+    """Trained model files (``LABEL=PATH`` or a zoo name), each with its own config, at ``sizes``."""
+    from inpaintgan.checkpoints import load_any, resolve_model
+
+    rows = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        label, path = (label, path) if sep else (Path(spec).stem, spec)
+        for size in sizes:
+            rows.append(_time_inpaint(lambda p=path: load_any(resolve_model(p))[0], {"what": label, "size": size, "note": "model file"},
+                                      size, repeats, device))  # fmt: skip
     return rows
 
 
@@ -248,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 256, 512])
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median; plus one warm-up)")
-    p.add_argument("--methods", nargs="+", default=None, help="registered methods to run (default: all)")
+    p.add_argument("--methods", nargs="*", default=None, help="registered methods to run (default: all; none: only --model-files)")
+    p.add_argument("--model-files", nargs="+", default=[], metavar="LABEL=PATH",
+                   help="also time trained model files (or zoo names), each at its own width and depth")  # fmt: skip
     p.add_argument("--baselines", nargs="*", default=["telea", "ns", "patchmatch", "mean"])
     p.add_argument("--search-iterations", type=int, default=100,
                    help="methods whose inference is an optimisation (semantic): iterations to time (default 100)")
@@ -265,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    methods = args.methods or list_methods()
+    methods = list_methods() if args.methods is None else args.methods
     unknown = sorted(set(methods) - set(list_methods()))
     if unknown:
         p.error(f"unknown methods {', '.join(unknown)}; registered: {', '.join(list_methods())}")
@@ -277,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_train:
             print(f"[{name}] training at {args.train_size} px, batch {args.train_batch}", file=sys.stderr, flush=True)
             train_rows += bench_method_training(name, args.train_size, args.train_batch, args.repeats, device)
+    if args.model_files:
+        print(f"[model files] {args.model_files}", file=sys.stderr, flush=True)
+        inf_rows += bench_model_files(args.model_files, args.sizes, args.repeats, device)
     print(f"[baselines] {args.baselines}", file=sys.stderr, flush=True)
     base_rows = bench_baselines(args.baselines, args.sizes, args.repeats)
 

@@ -49,6 +49,19 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
 
+    c = sub.add_parser(
+        "compare",
+        help="paired differences between the models of an eval folder, with 95%% confidence intervals",
+        description="Read an eval folder's per_image.csv and, for every model, the per-image difference of a "
+        "metric against a reference model on the same images and holes: mean, 95% confidence interval, "
+        "how often it is better / worse, and whether the interval excludes 0. Prints a Markdown table.",
+    )
+    c.add_argument("folder", help="an `inpaintgan eval --out` folder (or its per_image.csv)")
+    c.add_argument("--ref", required=True, help="the reference model's label")
+    c.add_argument("--metric", default="psnr_hole", help="a per_image.csv column (default: psnr_hole)")
+    c.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    c.set_defaults(func=run_compare)
+
     q = sub.add_parser(
         "masks",
         help="write a mask protocol's masks as PNGs (255 = hole) + manifest",
@@ -63,6 +76,18 @@ def register(sub) -> None:
     q.add_argument("--data", default=None,
                    help="optional image folder: also write the prepared images (same crop/resize as eval) to OUT/images")  # fmt: skip
     q.set_defaults(func=run_masks)
+
+
+def run_compare(args) -> int:
+    from inpaintgan.eval.paired import format_paired, paired_differences, read_per_image
+
+    text = format_paired(paired_differences(read_per_image(args.folder), args.ref, args.metric), args.ref, args.metric)
+    print(text, end="")
+    if args.out:
+        from inpaintgan.checkpoints import atomic_write
+
+        atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return 0
 
 
 def _resolve_device(name: str):

@@ -42,7 +42,6 @@ import argparse
 import json
 import math
 import re
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from inpaintgan.experiments.semantic_report import (  # the experiment runners' 
     portable_path,
     run_cli,
 )
+from inpaintgan.experiments.semantic_report import command_line as _command_line
 
 PROG = "python -m inpaintgan.experiments.deepfill_report"
 EXPERIMENTS = ("growth", "texture", "replicated")
@@ -175,7 +175,7 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def command_line(argv: list[str]) -> str:
-    return " ".join([PROG, *(shlex.quote(_portable_arg(a)) for a in argv)])
+    return _command_line(argv, PROG)
 
 
 def hole_side(fraction: float, size: int, what: str = "hole fraction") -> int:

@@ -280,9 +280,9 @@ def _portable_arg(token: str) -> str:
     return token
 
 
-def command_line(argv: list[str]) -> str:
-    """The command as it would be typed, with paths made portable (:func:`portable_path`)."""
-    return " ".join([PROG, *(shlex.quote(_portable_arg(a)) for a in argv)])
+def command_line(argv: list[str], prog: str = PROG) -> str:
+    """The command (``prog`` and ``argv``) as it would be typed, with paths made portable (:func:`portable_path`)."""
+    return " ".join([prog, *(shlex.quote(_portable_arg(a)) for a in argv)])
 
 
 def _umask() -> int:

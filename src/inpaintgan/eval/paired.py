@@ -1,0 +1,73 @@
+"""Paired comparison of models scored by ``inpaintgan eval``: per image, the difference of a metric
+between each model and a reference model on the same image and the same hole; the mean difference
+with its 95% confidence interval (normal approximation, 1.96 standard errors of the paired
+differences) and how often each model beats the reference. Two models whose interval contains 0
+are not told apart by this test set; a table of means alone cannot say that."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+#: metrics for which lower is better (the rest of per_image.csv's numeric columns: higher is better)
+LOWER_IS_BETTER = {"l1_hole", "l2_hole", "l1", "l2", "tv"}
+_NOT_METRICS = {"model", "index", "file", "bucket", "hole_ratio"}
+
+
+def read_per_image(folder: str | Path) -> list[dict[str, str]]:
+    path = Path(folder)
+    csv_path = path / "per_image.csv" if path.is_dir() else path
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"no per_image.csv in {folder} (run `inpaintgan eval --out {folder}` first)")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path} holds no rows")
+    return rows
+
+
+def paired_differences(rows: list[dict[str, str]], ref: str, metric: str) -> list[dict]:
+    """One entry per model other than ``ref``: n, mean difference (model - ref), its 95% CI half-width,
+    the fraction of images where the model is better / worse, and whether the interval excludes 0."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    if ref not in models:
+        raise ValueError(f"unknown reference model {ref!r}; models in the table: {', '.join(models)}")
+    metrics = [k for k in rows[0] if k not in _NOT_METRICS]
+    if metric not in metrics:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(metrics)}")
+    values: dict[str, dict[str, float]] = {}
+    for r in rows:
+        v = r.get(metric, "")
+        if v not in ("", None):
+            values.setdefault(r["model"], {})[r["file"]] = float(v)
+    base = values.get(ref, {})
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    out = []
+    for m in models:
+        if m == ref:
+            continue
+        keys = sorted(set(values.get(m, {})) & set(base))
+        d = np.array([values[m][k] - base[k] for k in keys], dtype=np.float64)
+        d = d[np.isfinite(d)]
+        n = len(d)
+        mean = float(d.mean()) if n else math.nan
+        half = float(1.96 * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        better = float((sign * d > 0).mean()) if n else math.nan
+        worse = float((sign * d < 0).mean()) if n else math.nan
+        out.append({"model": m, "n": n, "mean_diff": mean, "ci95": half, "better": better, "worse": worse,
+                    "significant": bool(n > 1 and abs(mean) > half)})  # fmt: skip
+    return out
+
+
+def format_paired(entries: list[dict], ref: str, metric: str) -> str:
+    arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+    lines = [f"Paired differences in {metric} ({arrow}) against {ref}, per image on the same holes:", "",
+             f"| model | n | mean - {ref} | 95% CI | better on | worse on | told apart? |",
+             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for e in entries:
+        lines.append(f"| {e['model']} | {e['n']} | {e['mean_diff']:+.3g} | ±{e['ci95']:.2g} | {e['better']:.0%} | "
+                     f"{e['worse']:.0%} | {'yes' if e['significant'] else 'no'} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
