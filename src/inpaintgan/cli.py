@@ -11,6 +11,7 @@ from inpaintgan import __version__
 # Modules that add subcommands; each has ``register(subparsers) -> None`` and sets ``func`` defaults.
 SUBCOMMAND_MODULES = (
     "inpaintgan.training.cli",  # train, config, methods, export
+    "inpaintgan.training.plot",  # plot
     "inpaintgan.inference_cli",  # fill, demo, models, download
     "inpaintgan.eval.cli",  # eval, masks
     "inpaintgan.server.cli",  # serve
