@@ -292,6 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown methods {', '.join(unknown)}; registered: {', '.join(list_methods())}")
 
+    from inpaintgan.checkpoints import resolve_model
+
+    for spec in args.model_files:  # every model file is found before anything is timed
+        try:
+            resolve_model(spec.partition("=")[2] or spec)
+        except (ValueError, KeyError) as e:
+            p.error(f"--model-files {spec}: {e}")
+
     inf_rows, train_rows = [], []
     for name in methods:
         print(f"[{name}] inference at {args.sizes}", file=sys.stderr, flush=True)

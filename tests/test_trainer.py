@@ -242,3 +242,44 @@ def test_existing_run_folder_needs_resume_or_explicit_restart(image_folder, tmp_
     cont = Trainer(_cfg(image_folder, out), progress=False)
     cont.run(resume="auto")
     assert cont.step == 8
+
+
+def test_resume_refuses_what_would_lose_checkpoints(image_folder, tmp_path):
+    """--resume of an older checkpoint into a folder with later ones (saving would prune the new
+    lower-numbered files), and --resume auto when no checkpoint can be read, are refused."""
+    old = tmp_path / "old"
+    Trainer(_cfg(image_folder, old, "train.max_steps=2", "train.ckpt_every=1", "train.keep_last=5"), progress=False).run()
+    first = state_mod.list_checkpoints(old)[0]
+    assert first.name == "step_00000001.pt"
+    with pytest.raises(CheckpointError, match=r"at step 1 but run folder .* holds later checkpoints \(step_00000002\.pt\)"):
+        Trainer(_cfg(image_folder, old), progress=False).run(resume=str(first))
+    fresh = Trainer(_cfg(image_folder, tmp_path / "copy"), progress=False)  # the same checkpoint into a new folder
+    fresh.run(resume=str(first))
+    assert fresh.step == 8
+    for p in state_mod.list_checkpoints(old):
+        p.write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="skipping unusable checkpoint"):
+        with pytest.raises(CheckpointError, match=r"none of the 2 checkpoints in .* could be read"):
+            Trainer(_cfg(image_folder, old), progress=False).run(resume="auto")
+
+
+def test_rng_reseeded_on_other_ranks_and_other_generator_kinds():
+    """Only rank 0's RNG states are saved: other ranks must not all take them (they would draw the same
+    method randomness), and a state of another generator kind (CPU vs CUDA) cannot be set: both reseed
+    from (seed, rank, step), deterministically."""
+    from inpaintgan.training.trainer import TrainContext, _rng_state, _set_rng_state
+
+    ctx0 = TrainContext({}, torch.device("cpu"), seed=0)
+    saved = _rng_state(ctx0)
+    draws = []
+    for rank in (1, 2, 1):
+        ctx = TrainContext({}, torch.device("cpu"), seed=rank)
+        _set_rng_state(ctx, saved, rank=rank, seed=0, step=10)
+        draws.append(torch.rand(3, generator=ctx.generator))
+    assert torch.equal(draws[0], draws[2]) and not torch.equal(draws[0], draws[1])
+    ctx = TrainContext({}, torch.device("cpu"), seed=0)
+    _set_rng_state(ctx, {**saved, "ctx": torch.zeros(16, dtype=torch.uint8)}, rank=0, seed=0, step=10)
+    a = torch.rand(3, generator=ctx.generator)
+    ctx2 = TrainContext({}, torch.device("cpu"), seed=5)
+    _set_rng_state(ctx2, {**saved, "ctx": torch.zeros(16, dtype=torch.uint8)}, rank=0, seed=0, step=10)
+    assert torch.equal(a, torch.rand(3, generator=ctx2.generator))  # reseeded, not a crash

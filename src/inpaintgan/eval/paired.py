@@ -1,7 +1,7 @@
 """Paired comparison of models scored by ``inpaintgan eval``: per image, the difference of a metric
 between each model and a reference model on the same image and the same hole; the mean difference
-with its 95% confidence interval (normal approximation, 1.96 standard errors of the paired
-differences) and how often each model beats the reference. Two models whose interval contains 0
+with its 95% confidence interval (Student's t over the paired differences: t(0.975, n-1) standard
+errors; 1.96 for large n) and how often each model beats the reference. Two models whose interval contains 0
 are not told apart by this test set; a table of means alone cannot say that."""
 
 from __future__ import annotations
@@ -12,9 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
-#: metrics for which lower is better (the rest of per_image.csv's numeric columns: higher is better)
-LOWER_IS_BETTER = {"l1_hole", "l2_hole", "l1", "l2", "tv"}
 _NOT_METRICS = {"model", "index", "file", "bucket", "hole_ratio"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """From :data:`inpaintgan.metrics.HIGHER_IS_BETTER` (``l2_hole`` -> ``l2``); unknown columns: higher."""
+    from inpaintgan.metrics import HIGHER_IS_BETTER
+
+    return not HIGHER_IS_BETTER.get(metric.removesuffix("_hole"), True)
+
+
+def t_quantile(df: int, q: float = 0.975) -> float:
+    """Student's t quantile (scipy, a dependency of scikit-image); 1.96 for large samples."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
 
 
 def read_per_image(folder: str | Path) -> list[dict[str, str]]:
@@ -44,7 +56,7 @@ def paired_differences(rows: list[dict[str, str]], ref: str, metric: str) -> lis
         if v not in ("", None):
             values.setdefault(r["model"], {})[r["file"]] = float(v)
     base = values.get(ref, {})
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    sign = -1.0 if lower_is_better(metric) else 1.0
     out = []
     for m in models:
         if m == ref:
@@ -54,7 +66,7 @@ def paired_differences(rows: list[dict[str, str]], ref: str, metric: str) -> lis
         d = d[np.isfinite(d)]
         n = len(d)
         mean = float(d.mean()) if n else math.nan
-        half = float(1.96 * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        half = float(t_quantile(n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
         better = float((sign * d > 0).mean()) if n else math.nan
         worse = float((sign * d < 0).mean()) if n else math.nan
         out.append({"model": m, "n": n, "mean_diff": mean, "ci95": half, "better": better, "worse": worse,
@@ -63,7 +75,7 @@ def paired_differences(rows: list[dict[str, str]], ref: str, metric: str) -> lis
 
 
 def format_paired(entries: list[dict], ref: str, metric: str) -> str:
-    arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+    arrow = "lower is better" if lower_is_better(metric) else "higher is better"
     lines = [f"Paired differences in {metric} ({arrow}) against {ref}, per image on the same holes:", "",
              f"| model | n | mean - {ref} | 95% CI | better on | worse on | told apart? |",
              "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip

@@ -190,12 +190,22 @@ def _rng_state(ctx: TrainContext) -> dict[str, Any]:
     return st
 
 
-def _set_rng_state(ctx: TrainContext, st: dict[str, Any]) -> None:
-    # a checkpoint loaded with map_location=cuda holds the RNG states on the GPU; set_rng_state takes CPU byte tensors
+def _set_rng_state(ctx: TrainContext, st: dict[str, Any], rank: int = 0, seed: int = 0, step: int = 0) -> None:
+    """Restore the RNG states saved by rank 0. A checkpoint loaded with map_location=cuda holds them on
+    the GPU, and set_rng_state takes CPU byte tensors. Other ranks (their own states are not saved) and
+    a generator of another kind than the saved one (a CPU run resumed on a GPU, or back) are reseeded
+    from (seed, rank, step) instead: deterministic, and different on every rank."""
+    saved_ctx = st["ctx"].cpu()
+    if rank != 0 or saved_ctx.numel() != ctx.generator.get_state().numel():
+        fresh = seed + 7919 * rank + 104729 * step
+        torch.manual_seed(fresh)
+        ctx.generator.manual_seed(fresh + 1)
+        return
     torch.set_rng_state(st["torch"].cpu())
-    ctx.generator.set_state(st["ctx"].cpu())
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in st["cuda"]])
+    ctx.generator.set_state(saved_ctx)
+    cuda = st.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([t.cpu() for t in cuda])
 
 
 @dataclass
@@ -282,7 +292,7 @@ class Trainer:
             self.ctx.scaler.load_state_dict(payload["scaler"])
         prog = payload["progress"]
         self.step, self.epoch, self.batch_in_epoch = prog["step"], prog["epoch"], prog["batch_in_epoch"]
-        _set_rng_state(self.ctx, payload["rng"])
+        _set_rng_state(self.ctx, payload["rng"], self.dist.rank, self.cfg.train.seed, self.step)
         self.last_val = dict(payload.get("val") or {})
 
     def save(self) -> Path | None:
@@ -367,13 +377,27 @@ class Trainer:
                 "continue that run, --resume none to start it over (deleting those checkpoints), or choose "
                 "another folder with --out"
             )
+        if ckpt is None and resume == "auto" and list_checkpoints(self.out_dir):
+            from inpaintgan.checkpoints import CheckpointError
+
+            raise CheckpointError(
+                f"none of the {len(list_checkpoints(self.out_dir))} checkpoints in {self.out_dir} could be read; "
+                "pass --resume PATH to a good one, --resume none to start over, or choose another folder with --out"
+            )
         if resume == "none" and self.dist.is_main:  # a deliberate restart: the old run's checkpoints go
             for p in list_checkpoints(self.out_dir):
                 p.unlink()
         if ckpt is not None:
-            from inpaintgan.checkpoints import load_training_state
+            from inpaintgan.checkpoints import CheckpointError, load_training_state
 
             self.load_payload(load_training_state(ckpt, map_location=self.device))
+            newer = [p for p in list_checkpoints(self.out_dir) if int(p.stem.split("_")[1]) > self.step]
+            if newer:  # saving would prune the new, lower-numbered checkpoints and keep the old ones
+                raise CheckpointError(
+                    f"{ckpt} is at step {self.step} but run folder {self.out_dir} holds later checkpoints "
+                    f"({', '.join(p.name for p in newer)}); resume the newest (--resume), move those away, or "
+                    "choose another folder with --out"
+                )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
