@@ -19,12 +19,18 @@ def checkpoint_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / "checkpoints"
 
 
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step in a checkpoint's file name (``step_<step>.pt``), or None for other names."""
+    m = CKPT_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
     """Checkpoints of a run, oldest first."""
     d = checkpoint_dir(out_dir)
     if not d.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name))]
+    found = [(step, p) for p in d.iterdir() if (step := checkpoint_step(p)) is not None]
     return [p for _, p in sorted(found)]
 
 

@@ -29,7 +29,7 @@ from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
 from inpaintgan.training import distributed as D
 from inpaintgan.training.logging import MetricLogger, format_postfix, make_grid, masked_input_view, save_image
-from inpaintgan.training.state import find_resume, list_checkpoints, save_checkpoint
+from inpaintgan.training.state import checkpoint_step, find_resume, list_checkpoints, save_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -391,7 +391,7 @@ class Trainer:
             from inpaintgan.checkpoints import CheckpointError, load_training_state
 
             self.load_payload(load_training_state(ckpt, map_location=self.device))
-            newer = [p for p in list_checkpoints(self.out_dir) if int(p.stem.split("_")[1]) > self.step]
+            newer = [p for p in list_checkpoints(self.out_dir) if checkpoint_step(p) > self.step]
             if newer:  # saving would prune the new, lower-numbered checkpoints and keep the old ones
                 raise CheckpointError(
                     f"{ckpt} is at step {self.step} but run folder {self.out_dir} holds later checkpoints "
