@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from inpaintgan import metrics
+from inpaintgan.checkpoints import CheckpointError
 from inpaintgan.config import RunConfig, dump_config, to_dict
 from inpaintgan.data.inpainting import build_datasets
 from inpaintgan.masks import build_mask_generator
@@ -368,30 +369,26 @@ class Trainer:
     def run(self, resume: str = "") -> TrainResult:
         tc = self.cfg.train
         ckpt = find_resume(self.out_dir, resume)
-        if ckpt is None and not resume and list_checkpoints(self.out_dir):
-            from inpaintgan.checkpoints import CheckpointError
-
-            last = list_checkpoints(self.out_dir)[-1]
+        existing = list_checkpoints(self.out_dir)
+        if ckpt is None and not resume and existing:
             raise CheckpointError(
-                f"run folder {self.out_dir} already holds checkpoints (newest: {last.name}); pass --resume to "
-                "continue that run, --resume none to start it over (deleting those checkpoints), or choose "
+                f"run folder {self.out_dir} already holds checkpoints (newest: {existing[-1].name}); pass --resume "
+                "to continue that run, --resume none to start it over (deleting those checkpoints), or choose "
                 "another folder with --out"
             )
-        if ckpt is None and resume == "auto" and list_checkpoints(self.out_dir):
-            from inpaintgan.checkpoints import CheckpointError
-
+        if ckpt is None and resume == "auto" and existing:
             raise CheckpointError(
-                f"none of the {len(list_checkpoints(self.out_dir))} checkpoints in {self.out_dir} could be read; "
-                "pass --resume PATH to a good one, --resume none to start over, or choose another folder with --out"
+                f"none of the {len(existing)} checkpoints in {self.out_dir} could be read; pass --resume PATH to "
+                "a good one, --resume none to start over, or choose another folder with --out"
             )
         if resume == "none" and self.dist.is_main:  # a deliberate restart: the old run's checkpoints go
-            for p in list_checkpoints(self.out_dir):
+            for p in existing:
                 p.unlink()
         if ckpt is not None:
-            from inpaintgan.checkpoints import CheckpointError, load_training_state
+            from inpaintgan.checkpoints import load_training_state
 
             self.load_payload(load_training_state(ckpt, map_location=self.device))
-            newer = [p for p in list_checkpoints(self.out_dir) if checkpoint_step(p) > self.step]
+            newer = [p for p in existing if checkpoint_step(p) > self.step]
             if newer:  # saving would prune the new, lower-numbered checkpoints and keep the old ones
                 raise CheckpointError(
                     f"{ckpt} is at step {self.step} but run folder {self.out_dir} holds later checkpoints "
