@@ -134,6 +134,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no models" in capsys.readouterr().err
     assert main(["--model", "telea", *base]) == 2
     assert "telea: a baseline cannot harmonize" in capsys.readouterr().err
+    torch.manual_seed(0)
+    gray = BTGMI(BTGMIConfig(width=4, n_down=2, res_blocks=1, refine_blocks=1, d_width=4, num_d=1, d_layers=2,
+                             steps_head=1, steps_block=1, fade_steps=1), image_size=S, channels=1)  # fmt: skip
+    assert main(["--model", "g=" + str(save_model(gray, tmp_path / "gray.safetensors")), *base]) == 2
+    assert "g: a 1-channel model" in capsys.readouterr().err
     assert main(["--model", "m=" + str(tmp_path / "missing.safetensors"), *base]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["--model", "telea", *base, "--gap", "9"]) == 2

@@ -99,6 +99,8 @@ def task_models(models: list[Model]) -> list[Model]:
         if m.method is None or not all(callable(getattr(m.method, f, None)) for f in ("harmonize", "guided_inpaint")):
             kind = "a baseline" if m.method is None else f"a {getattr(m.method, 'name', type(m.method).__name__)} model"
             raise ReportError(f"--model {m.label}: {kind} cannot harmonize or do guided inpainting (btgmi models can)")
+        if getattr(m.method, "channels", 3) != 3:
+            raise ReportError(f"--model {m.label}: a {m.method.channels}-channel model; this report works on colour photos")
     return models
 
 
