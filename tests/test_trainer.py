@@ -182,6 +182,12 @@ def test_torchrun_two_processes_stay_in_sync(image_folder, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     payload = load_training_state(state_mod.list_checkpoints(out)[-1])
     assert payload["progress"]["step"] == 5
+    # rank 0 decides on the run folder for everyone: the same refusal on both ranks, not a hang
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0
+    assert again.stderr.count("already holds checkpoints") >= 2, again.stderr[-3000:]
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
 def test_init_from_exported_weights(image_folder, tmp_path):

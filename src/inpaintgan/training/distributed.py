@@ -67,6 +67,15 @@ def broadcast_module(module: torch.nn.Module, info: DistInfo) -> None:
         dist.broadcast(t.data, src=0)
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` (picklable) on every process; ``obj`` itself when not distributed."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -366,34 +366,49 @@ class Trainer:
         upscale = max(1, 128 // self.cfg.data.image_size)
         return save_image(grid, self.out_dir / "samples" / f"step_{self.step:08d}.png", upscale=upscale)
 
-    def run(self, resume: str = "") -> TrainResult:
-        tc = self.cfg.train
-        ckpt = find_resume(self.out_dir, resume)
-        existing = list_checkpoints(self.out_dir)
+    def _resume_decision(self, resume: str) -> tuple[str | None, list[str], str | None]:
+        """(checkpoint to load or None, names of the run folder's checkpoints, error message or None)."""
+        try:
+            ckpt = find_resume(self.out_dir, resume)
+        except CheckpointError as e:
+            return None, [], str(e)
+        existing = [p.name for p in list_checkpoints(self.out_dir)]
+        error = None
         if ckpt is None and not resume and existing:
-            raise CheckpointError(
-                f"run folder {self.out_dir} already holds checkpoints (newest: {existing[-1].name}); pass --resume "
+            error = (
+                f"run folder {self.out_dir} already holds checkpoints (newest: {existing[-1]}); pass --resume "
                 "to continue that run, --resume none to start it over (deleting those checkpoints), or choose "
                 "another folder with --out"
             )
-        if ckpt is None and resume == "auto" and existing:
-            raise CheckpointError(
+        elif ckpt is None and resume == "auto" and existing:
+            error = (
                 f"none of the {len(existing)} checkpoints in {self.out_dir} could be read; pass --resume PATH to "
                 "a good one, --resume none to start over, or choose another folder with --out"
             )
+        return (str(ckpt) if ckpt else None), existing, error
+
+    def run(self, resume: str = "") -> TrainResult:
+        tc = self.cfg.train
+        # Rank 0 decides what to resume from and every process follows (the same checkpoint, or the
+        # same error on all ranks rather than one rank failing while the others wait in a collective).
+        decision = self._resume_decision(resume) if self.dist.is_main else None
+        ckpt_name, existing, error = D.broadcast_object(decision, self.dist)
+        if error:
+            raise CheckpointError(error)
+        ckpt = Path(ckpt_name) if ckpt_name else None
         if resume == "none" and self.dist.is_main:  # a deliberate restart: the old run's checkpoints go
-            for p in existing:
+            for p in list_checkpoints(self.out_dir):
                 p.unlink()
         if ckpt is not None:
             from inpaintgan.checkpoints import load_training_state
 
             self.load_payload(load_training_state(ckpt, map_location=self.device))
-            newer = [p for p in existing if checkpoint_step(p) > self.step]
+            newer = [name for name in existing if checkpoint_step(name) > self.step]
             if newer:  # saving would prune the new, lower-numbered checkpoints and keep the old ones
                 raise CheckpointError(
                     f"{ckpt} is at step {self.step} but run folder {self.out_dir} holds later checkpoints "
-                    f"({', '.join(p.name for p in newer)}); resume the newest (--resume), move those away, or "
-                    "choose another folder with --out"
+                    f"({', '.join(newer)}); resume the newest (--resume), move those away, or choose another "
+                    "folder with --out"
                 )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
