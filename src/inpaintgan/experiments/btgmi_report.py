@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from inpaintgan.eval.runner import to_tensor
 from inpaintgan.experiments.deepfill_report import Model, _save_grid, load_images, load_models
 from inpaintgan.experiments.semantic_report import (
     ReportError,
@@ -175,7 +176,7 @@ def run_harmonization(models: list[Model], images: Tensor, regions: Tensor, seed
     perturbed, regions = harmonization_sample(images, regions, torch.Generator().manual_seed(seed))
     outs = {"identity": perturbed}
     outs["reinhard"] = torch.stack([
-        torch.from_numpy(reinhard(_u8(p), _region_np(r))).permute(2, 0, 1).float() / 255.0
+        to_tensor(reinhard(_u8(p), _region_np(r)))
         for p, r in zip(perturbed, regions)
     ])  # fmt: skip
     for m in models:
@@ -207,8 +208,8 @@ def run_guided(models: list[Model], images: Tensor, holes: Tensor, gap: int) -> 
         # poisson_blend's clone mask is eroded by OpenCV by 3 px: grow it so the patch keeps its edges
         grown = cv2.dilate(gr.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         poisson.append(poisson_blend(base, np.where(grown[..., None], pasted, base), grown & h))
-    outs["paste"] = torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 255.0 for a in paste])
-    outs["poisson"] = torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 255.0 for a in poisson])
+    outs["paste"] = torch.stack([to_tensor(a) for a in paste])
+    outs["poisson"] = torch.stack([to_tensor(a) for a in poisson])
     for m in models:
         with torch.no_grad():
             outs[m.label] = m.method.guided_inpaint(images, holes, guides, guide_mask).float().clamp(0, 1)
