@@ -4,6 +4,7 @@ weights, the z search, refinement and its stopping rule, the masked variant, sha
 from __future__ import annotations
 
 import contextlib
+import math
 import copy
 import dataclasses
 
@@ -183,31 +184,64 @@ def test_masked_refinement_changes_the_hole_far_more_than_the_known_region(train
     assert ratios[True] > 5 and ratios[True] > 2 * ratios[False]
 
 
-def test_median_rule_stops_each_sample_when_d_reaches_the_threshold(trained):
-    x, mask = shapes(8, seed=2), center_mask(8)
-    z = trained.search_latent(x, mask, iterations=2, restarts=1)["z"]
-    y = x * 2 - 1
-    with torch.no_grad():
-        h = trained.generator.forward_to(z, trained.cfg.refine_layer)
-    probe = trained.refine(h, y, mask, steps=0, stop_rule="none")
-    thr = float(probe["logit_initial"].quantile(0.5)) + 0.02  # some proposals already pass, some not
-    r = trained.refine(h, y, mask, steps=50, step_size=0.5, stop_rule="median", threshold=thr)
-    steps, final = r["steps"], r["logit"]
-    passed0 = probe["logit_initial"] >= thr
-    assert passed0.any() and (~passed0).any()
-    assert (steps[passed0] == 0).all() and torch.equal(r["x"][passed0], probe["x"][passed0])
-    stopped = (steps > 0) & (steps < 50)
-    assert stopped.any()
-    assert (final[steps < 50] >= thr).all()  # stopped samples reached the threshold ...
-    for i in torch.nonzero(stopped).flatten().tolist():  # ... at the first step where they did
-        k = int(steps[i])
-        before = trained.refine(h[i : i + 1], y[i : i + 1], mask[i : i + 1], steps=k - 1, step_size=0.5,
-                                stop_rule="none")
+class _HoleMeanCritic(torch.nn.Module):
+    """A discriminator whose logit is known in closed form: 10 x (mean of the hole + mean of the
+    known pixels). Its gradient raises every hole pixel by the same amount, so the refinement's
+    trajectory can be simulated on scalars."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("m", mask)
+
+    def forward(self, x):
+        m = self.m
+        hole = (x * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+        known = (x * (1 - m)).flatten(1).sum(1) / (1 - m).flatten(1).sum(1)
+        return 10 * (hole + known)
+
+
+def test_median_rule_stops_each_sample_when_d_reaches_the_threshold():
+    # pixel-space refinement (refine_layer = every block: h is the image) against a critic with a
+    # closed-form logit, so the step at which each sample must stop is computed independently here
+    n_blocks = 5  # 64 px: 4x4 -> 8 -> 16 -> 32 -> 64
+    method = SemanticInpainting(SemanticConfig(ngf=4, ndf=4, refine_layer=n_blocks, progress=False), S, 1).eval()
+    mask = center_mask(5)
+    n_hole = float(mask[0].sum())
+    known = [0.0, 0.0, 0.0, -0.5, -0.9]  # the known pixels' value (model space, [-1, 1]) per sample
+    start = [0.5, 0.0, -0.5, -1.0, 0.0]  # the hole's initial value per sample
+    y = torch.stack([torch.full((1, S, S), k) for k in known])
+    h = torch.where(mask > 0.5, torch.stack([torch.full((1, S, S), c) for c in start]), y)
+    method.discriminator = _HoleMeanCritic(center_mask(1))  # the same hole in every sample
+    thr, step_size, max_steps = 2.0, 0.02 * n_hole, 50
+
+    def expected_steps(k, c):
+        # the rule, simulated: stop before a step once logit >= thr; each step moves every hole pixel by
+        # step_size * sigmoid(-logit) * 10 / n_hole (d softplus(-logit) / dx), clamped to [-1, 1]
+        for t in range(max_steps):
+            logit = 10 * (c + k)
+            if logit >= thr:
+                return t
+            c = min(1.0, c + step_size * (1 / (1 + math.exp(logit))) * 10 / n_hole)
+        return max_steps
+
+    want = [expected_steps(k, c) for k, c in zip(known, start)]
+    assert want[0] == 0 and 0 < want[1] < want[2] < max_steps and want[4] == max_steps  # the cases covered
+    r = method.refine(h, y, mask, steps=max_steps, step_size=step_size, stop_rule="median", threshold=thr)
+    assert r["steps"].tolist() == want
+    assert torch.equal(r["x"][0], h[0])  # a sample that passed at once is the proposal, bit for bit
+    final = r["logit"]
+    assert (final[:4] >= thr).all() and final[4] < thr  # stopped samples reached it; the last never can
+    for i in (1, 2, 3):  # ... and each stopped at the first step where it did
+        before = method.refine(h[i : i + 1], y[i : i + 1], mask[i : i + 1], steps=want[i] - 1,
+                               step_size=step_size, stop_rule="none")
         assert before["logit"][0] < thr
-    # the buffer is the default threshold; calibrate() sets it to the median on real images
+
+
+def test_calibrate_sets_the_median_of_real_logits(trained):
+    x = shapes(8, seed=2)
     med = trained.calibrate(x)
     with torch.no_grad():
-        expected = trained.discriminator(y).quantile(0.5)
+        expected = trained.discriminator(x * 2 - 1).quantile(0.5)
     assert med == pytest.approx(float(expected), abs=1e-6) and float(trained.d_real_median) == pytest.approx(med)
 
 
