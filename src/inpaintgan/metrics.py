@@ -48,7 +48,8 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 #: the per-image metric names :func:`compute_all` returns (``_hole`` = over hole pixels only)
 METRIC_NAMES = ("l1_hole", "l2_hole", "psnr_hole", "ssim_hole", "l1", "l2", "psnr", "ssim", "tv")
 #: for each metric, True if higher is better
-HIGHER_IS_BETTER = {"l1": False, "l2": False, "psnr": True, "ssim": True, "tv": False, "lpips": False, "fid": False}
+HIGHER_IS_BETTER = {"l1": False, "l2": False, "psnr": True, "ssim": True, "tv": False, "lpips": False, "fid": False,
+                    "kid": False}
 
 
 def _check(pred: Tensor, target: Tensor, mask: Tensor | None) -> None:
@@ -386,14 +387,14 @@ class MetricStatus:
 
 
 def available_metrics() -> dict[str, MetricStatus]:
-    """Status of every metric. The pixel metrics always run; LPIPS needs local weight files;
-    FID needs a feature extractor passed in by the caller (no Inception network ships here)."""
+    """Status of every metric. The pixel metrics always run; LPIPS needs local weight files; FID and
+    KID need the FID Inception network (the ``[metrics]`` extra, or a local file:
+    :mod:`inpaintgan.eval.realism`)."""
     status = {name: MetricStatus(True) for name in ("l1", "l2", "psnr", "ssim", "tv", "frechet_distance")}
     _, _, reason = _find_lpips_weights()
     status["lpips"] = MetricStatus(not reason, reason)
-    status["fid"] = MetricStatus(
-        False,
-        "no Inception feature extractor: FID's pt_inception weights are not bundled and torchvision "
-        "cannot be imported here; use inpaintgan.metrics.FID(feature_fn) with your own extractor",
-    )
+    from inpaintgan.eval.realism import availability
+
+    ok, reason = availability()
+    status["fid"] = status["kid"] = MetricStatus(ok, reason)
     return status

@@ -61,11 +61,22 @@ def prefill_telea_tensor(image, mask, radius: int = 3):
 
 def fill_hole(image, mask, prefill: str, fill):
     """A network's input: ``image`` (N, C, H, W) with the hole (``mask`` 1) holding ``fill`` (a value
-    or a broadcastable tensor) for ``prefill="mean"``/``"none"``, or the fast-marching fill for
-    ``"telea"`` (:func:`prefill_telea_tensor`). Shared by the methods with a ``prefill`` option."""
+    or a broadcastable tensor) for ``prefill="mean"``/``"none"``, the fast-marching fill for
+    ``"telea"`` (:func:`prefill_telea_tensor`) or the PatchMatch fill for ``"patchmatch"``. Shared by the methods with a ``prefill`` option."""
     if prefill == "telea":
         return prefill_telea_tensor(image, mask)
+    if prefill == "patchmatch":
+        return prefill_patchmatch_tensor(image, mask)
     return image * (1 - mask) + fill * mask
+
+
+def prefill_patchmatch_tensor(image, mask):
+    """PatchMatch (Barnes et al. 2009, through ``pypatchmatch``, seeded) fill of a batch: the input of
+    models that refine an exemplar-based fill (the ``lama`` method's ``prefill: patchmatch``). Same
+    shapes and guarantees as :func:`prefill_telea_tensor`; runs on the CPU, one image at a time."""
+    from inpaintgan.baselines import get_baseline
+
+    return get_baseline("patchmatch")(image.detach(), mask.detach()).to(image.dtype)
 
 
 def _crop_padded(a: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

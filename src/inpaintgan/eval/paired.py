@@ -83,3 +83,48 @@ def format_paired(entries: list[dict], ref: str, metric: str) -> str:
         lines.append(f"| {e['model']} | {e['n']} | {e['mean_diff']:+.3g} | ±{e['ci95']:.2g} | {e['better']:.0%} | "
                      f"{e['worse']:.0%} | {'yes' if e['significant'] else 'no'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def paired_kid(folder: str | Path, ref: str, n_boot: int = 200, seed: int = 0) -> list[dict]:
+    """KID difference (model - ``ref``) per model on the images both were scored on, from an eval
+    folder's saved Inception features, with a 95% paired bootstrap interval over images
+    (:func:`inpaintgan.eval.realism.kid_difference_bootstrap`)."""
+    import json
+
+    from inpaintgan.eval.realism import kid_difference_bootstrap
+    from inpaintgan.eval.runner import FEATURES_DIR, REAL, FeatureStore
+
+    path = Path(folder)
+    path = path.parent if path.is_file() else path
+    rows = read_per_image(path)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    if ref not in models:
+        raise ValueError(f"unknown reference model {ref!r}; models in the table: {', '.join(models)}")
+    results = path / "results.json"
+    network = json.loads(results.read_text()).get("realism", {}).get("network", "") if results.is_file() else ""
+    store = FeatureStore(path / FEATURES_DIR, network)
+    real, base = store.load(REAL), store.load(ref)
+    if not network or not real or not base:
+        raise ValueError(f"{path} holds no Inception features for {ref!r} (run `inpaintgan eval` with FID/KID on first)")
+    out = []
+    for m in models:
+        if m == ref:
+            continue
+        feats = store.load(m)
+        keys = sorted(set(feats) & set(base) & set(real))
+        if len(keys) < 4:
+            out.append({"model": m, "n": len(keys), "diff": math.nan, "low": math.nan, "high": math.nan, "significant": False})
+            continue
+        diff, lo, hi = kid_difference_bootstrap(np.stack([real[k] for k in keys]), np.stack([feats[k] for k in keys]),
+                                                np.stack([base[k] for k in keys]), n_boot, seed)  # fmt: skip
+        out.append({"model": m, "n": len(keys), "diff": diff, "low": lo, "high": hi, "significant": bool(lo > 0 or hi < 0)})
+    return out
+
+
+def format_paired_kid(entries: list[dict], ref: str) -> str:
+    lines = [f"KID x1000 differences (lower is better) against {ref} on the same images, 95% paired bootstrap:", "",
+             f"| model | n | KID - KID({ref}) | 95% interval | told apart? |", "|---|---:|---:|---|---|"]  # fmt: skip
+    for e in entries:
+        lines.append(f"| {e['model']} | {e['n']} | {1000 * e['diff']:+.2f} | [{1000 * e['low']:+.2f}, {1000 * e['high']:+.2f}] | "
+                     f"{'yes' if e['significant'] else 'no'} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -53,7 +53,7 @@ import cv2
 import numpy as np
 import torch
 
-from inpaintgan.masks import IMAGE_EXTS, center_square, glcic_rect, two_rect
+from inpaintgan.masks import IMAGE_EXTS, center_square, glcic_rect, lama_boxes, lama_strokes, two_rect
 from inpaintgan.registry import UnknownNameError
 
 Bucket = tuple[float, float]
@@ -160,39 +160,6 @@ LAMA_SETTINGS: dict[str, dict] = {
         "boxes": dict(margin=10, bbox_min_size=30, bbox_max_size=150, min_times=1, max_times=3),
     },
 }
-
-
-def lama_strokes(rng, h, w, min_times, max_times, max_width, max_angle, max_len, scale: float = 1.0) -> np.ndarray:
-    """LaMa's irregular (stroke) mask; pixel sizes multiplied by ``scale`` (= side / 256)."""
-    m = np.zeros((h, w), np.uint8)
-    for i in range(int(rng.integers(min_times, max_times + 1))):
-        x, y = int(rng.integers(w)), int(rng.integers(h))
-        for _ in range(1 + int(rng.integers(5))):
-            angle = 0.01 + int(rng.integers(max_angle))
-            if i % 2 == 0:
-                angle = 2 * math.pi - angle
-            length = (10 + int(rng.integers(max_len))) * scale
-            width = max(1, int(round((5 + int(rng.integers(max_width))) * scale)))
-            nx = int(np.clip(x + length * math.sin(angle), 0, w))
-            ny = int(np.clip(y + length * math.cos(angle), 0, h))
-            cv2.line(m, (x, y), (nx, ny), 1, width)
-            x, y = nx, ny
-    return m.astype(np.float32)
-
-
-def lama_boxes(rng, h, w, margin, bbox_min_size, bbox_max_size, min_times, max_times, scale: float = 1.0) -> np.ndarray:
-    """LaMa's rectangle mask; pixel sizes multiplied by ``scale``."""
-    margin = int(round(margin * scale))
-    lo = max(1, int(round(bbox_min_size * scale)))
-    hi = min(int(round(bbox_max_size * scale)), h - 2 * margin, w - 2 * margin)
-    hi = max(hi, lo + 1)
-    m = np.zeros((h, w), np.float32)
-    for _ in range(int(rng.integers(min_times, max_times + 1))):
-        bw, bh = int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
-        x = int(rng.integers(margin, max(margin, w - margin - bw) + 1))
-        y = int(rng.integers(margin, max(margin, h - margin - bh) + 1))
-        m[y : y + bh, x : x + bw] = 1
-    return m
 
 
 class LaMaProtocol(Protocol):

@@ -204,8 +204,11 @@ class Evaluation:
         batch_size: int = 16,
         fresh: bool = False,
         lpips: torch.nn.Module | None = None,
+        realism=None,
     ):
         self.data, self.protocol, self.device = data, protocol, torch.device(device)
+        #: an :class:`inpaintgan.eval.realism.InceptionFeatures` (FID/KID on), or None
+        self.realism = realism
         self.out = Path(out_dir)
         self.batch_size = max(1, batch_size)
         self.lpips = lpips
@@ -218,6 +221,9 @@ class Evaluation:
         self.csv_path = self.out / PER_IMAGE_CSV
         self._check_resume(fresh)
         self.columns = ["model", "index", "file", "hole_ratio", "bucket", *self.metric_names]
+        self.features = FeatureStore(self.out / FEATURES_DIR, realism.id if realism is not None else "")
+        if fresh:
+            self.features.clear()
 
     def _check_resume(self, fresh: bool) -> None:
         spath = self.out / SETTINGS_JSON
@@ -247,6 +253,8 @@ class Evaluation:
         scored = {r["model"] for r in rows}
         # rows scored by another model, or by an unrecorded one (results written before fingerprints)
         stale = {c.label for c in contenders if c.label in scored and old.get(c.label) != c.fingerprint}
+        for label in stale:
+            self.features.drop(label)
         if stale:
             keep = [r for r in rows if r["model"] not in stale]
             tmp = self.csv_path.with_suffix(".csv.tmp")
@@ -282,7 +290,13 @@ class Evaluation:
                 writer.writeheader()
                 f.flush()
             for c in contenders:
-                todo = [[i for i in b if (c.label, self.data.rel(i)) not in done] for b in plan]
+                feats = self.features.load(c.label) if self.realism is not None else None
+
+                def pending(i, c=c, feats=feats):
+                    rel = self.data.rel(i)
+                    return (c.label, rel) not in done or (feats is not None and rel not in feats)
+
+                todo = [[i for i in b if pending(i)] for b in plan]
                 todo = [b for b in todo if b]
                 n_todo = sum(len(b) for b in todo)
                 bar = tqdm(total=n_todo, desc=c.label, unit="img", disable=not progress or n_todo == 0, leave=False)
@@ -290,9 +304,15 @@ class Evaluation:
                     images, masks = load_batch(self.data, self.protocol, idx, self.device)
                     with torch.no_grad():
                         out = c.run(self.data, idx, images, masks)
+                    if feats is not None:  # the composited outputs' Inception features, saved per batch
+                        for i, vec in zip(idx, self.realism(out)):
+                            feats[self.data.rel(i)] = vec
+                        self.features.save(c.label, feats)
                     vals = self.score(out, images, masks)
                     ratios = masks.flatten(1).mean(1).cpu()
                     for k, i in enumerate(idx):
+                        if (c.label, self.data.rel(i)) in done:
+                            continue  # scored before; only its features were missing
                         r = float(ratios[k])
                         row = {"model": c.label, "index": i, "file": self.data.rel(i), "hole_ratio": f"{r:.6f}",
                                "bucket": self.protocol.bucket(r)}  # fmt: skip
@@ -303,11 +323,131 @@ class Evaluation:
                 bar.close()
         return read_rows(self.csv_path)
 
+    def real_features(self, progress: bool = True) -> dict[str, np.ndarray]:
+        """Inception features of the prepared ground-truth images (every image of the set), from the
+        eval folder's cache, else the user cache (keyed by the images, size and network), else computed."""
+        from tqdm.auto import tqdm
+
+        have = self.features.load(REAL)
+        missing = [i for i in range(len(self.data)) if self.data.rel(i) not in have]
+        if missing:
+            key = real_set_key(self.data, self.realism.id)
+            shared = FeatureStore(user_feature_cache(), self.realism.id)
+            have.update({k: v for k, v in shared.load(key).items() if k not in have})
+            missing = [i for i in range(len(self.data)) if self.data.rel(i) not in have]
+            bar = tqdm(total=len(missing), desc="real images", unit="img", disable=not progress or not missing, leave=False)
+            for start in range(0, len(missing), self.batch_size):
+                idx = missing[start : start + self.batch_size]
+                arrs = {i: self.data.load(i) for i in idx}
+                for shape in {a.shape for a in arrs.values()}:  # native sizes may differ within a batch
+                    g = [i for i in idx if arrs[i].shape == shape]
+                    images = torch.stack([to_tensor(arrs[i]) for i in g])
+                    for i, vec in zip(g, self.realism(images)):
+                        have[self.data.rel(i)] = vec
+                bar.update(len(idx))
+            bar.close()
+            self.features.save(REAL, have)
+            try:
+                shared.save(key, have)
+            except OSError:  # pragma: no cover - a read-only cache only costs the next run its time
+                pass
+        return have
+
+    def realism_scores(self, rows: list[dict], labels: list[str], progress: bool = True) -> dict[tuple[str, str], dict]:
+        """FID, KID (mean, std) per (model, bucket) and per (model, ``all``): each model's composited
+        outputs against the real images of the same files."""
+        from inpaintgan.eval.realism import set_scores
+
+        real = self.real_features(progress)
+        out = {}
+        for label in labels:
+            fake = self.features.load(label)
+            mine = [r for r in rows if r["model"] == label and r["file"] in fake and r["file"] in real]
+            groups = {ALL: mine}
+            for r in mine:
+                groups.setdefault(r["bucket"], []).append(r)
+            for bucket, sel in groups.items():
+                files = [r["file"] for r in sel]
+                out[(label, bucket)] = set_scores(np.stack([real[f] for f in files]) if files else np.zeros((0, 1)),
+                                                  np.stack([fake[f] for f in files]) if files else np.zeros((0, 1)))  # fmt: skip
+        return out
+
+
+# ------------------------------------------------------------------------------------ feature cache
+
+FEATURES_DIR = "features"
+REAL = "real images"
+SET_METRICS = ("fid", "kid", "kid_std")
+
+
+def user_feature_cache() -> Path:
+    from inpaintgan.download import cache_dir
+
+    return Path(cache_dir()) / "fid_features"
+
+
+def real_set_key(data: EvalImages, network_id: str) -> str:
+    """Identifies a real image set as prepared for one feature network: the files (relative path,
+    size, modification time), the evaluation size, grayscale and the network."""
+    import hashlib
+
+    h = hashlib.sha256(f"{network_id}|{data.size}|{data.grayscale}|{data.root.resolve()}".encode())
+    for f in data.files:
+        st = f.stat()
+        h.update(f"{f.relative_to(data.root).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return "real-" + h.hexdigest()[:24]
+
+
+class FeatureStore:
+    """Per-label Inception features in ``<folder>/<slug>.npz`` (file names + (N, D) float32), written
+    atomically; each file records the network id and is ignored when it differs."""
+
+    def __init__(self, folder: Path, network_id: str):
+        self.folder, self.network_id = Path(folder), network_id
+
+    def path(self, label: str) -> Path:
+        import hashlib
+        import re
+
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:40]
+        return self.folder / f"{slug}-{hashlib.sha1(label.encode()).hexdigest()[:8]}.npz"
+
+    def load(self, label: str) -> dict[str, np.ndarray]:
+        p = self.path(label)
+        if not p.is_file():
+            return {}
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if str(z["network"]) != self.network_id or str(z["label"]) != label:
+                    return {}
+                return {str(f): v.astype(np.float64) for f, v in zip(z["files"], z["features"])}
+        except (OSError, ValueError, KeyError):
+            return {}  # a damaged cache file is recomputed
+
+    def save(self, label: str, feats: dict[str, np.ndarray]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        files = sorted(feats)
+        arr = np.stack([feats[f] for f in files]).astype(np.float32) if files else np.zeros((0, 0), np.float32)
+        p = self.path(label)
+        tmp = p.with_name(p.name + ".tmp.npz")
+        np.savez(tmp, files=np.array(files, dtype=str), features=arr, network=np.array(self.network_id),
+                 label=np.array(label))  # fmt: skip
+        os.replace(tmp, p)
+
+    def drop(self, label: str) -> None:
+        self.path(label).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        if self.folder.is_dir():
+            for p in self.folder.glob("*.npz"):
+                p.unlink()
+
 
 # ------------------------------------------------------------------------------------ aggregation
 
 
-def summarize(rows: list[dict], labels: list[str], buckets: list[str], metric_names: list[str]) -> list[dict]:
+def summarize(rows: list[dict], labels: list[str], buckets: list[str], metric_names: list[str],
+              set_scores: dict[tuple[str, str], dict] | None = None) -> list[dict]:
     """Mean of each metric per (model, bucket), plus an ``all`` row per model, with image counts.
 
     Rows come in the order of ``labels`` then ``buckets`` (empty buckets left out, unknown buckets
@@ -326,6 +466,8 @@ def summarize(rows: list[dict], labels: list[str], buckets: list[str], metric_na
             for m in metric_names:
                 vals = [float(r[m]) for r in sel if r.get(m) not in (None, "")]
                 entry[m] = float(np.mean(vals)) if vals else math.nan
+            if set_scores is not None:
+                entry.update(set_scores.get((label, b), dict.fromkeys(SET_METRICS, math.nan)))
             table.append(entry)
     return table
 
@@ -338,13 +480,18 @@ def format_markdown(table: list[dict], metric_names: list[str]) -> str:
         arrow = "↑" if M.HIGHER_IS_BETTER.get(base, False) else "↓"
         return f"{m} {arrow}"
 
-    cols = ["model", "bucket", "n", *[head(m) for m in metric_names]]
+    realism = bool(table) and "kid" in table[0]
+    cols = ["model", "bucket", "n", *[head(m) for m in metric_names]] + (["FID ↓", "KID×1000 ↓"] if realism else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) - 2)) + "|"]
     for e in table:
         cells = [e["model"], e["bucket"], str(e["count"])]
         for m in metric_names:
             v = e[m]
             cells.append("n/a" if math.isnan(v) else f"{v:.2f}" if m.startswith("psnr") else f"{v:.4f}")
+        if realism:
+            f, k, ks = e["fid"], e["kid"], e["kid_std"]
+            cells.append("n/a" if math.isnan(f) else f"{f:.1f}")
+            cells.append("n/a" if math.isnan(k) else f"{1000 * k:.1f} ± {1000 * ks:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -354,7 +501,8 @@ def write_tables(table: list[dict], out_dir: Path, metric_names: list[str], extr
     metrics and why)."""
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
     with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["model", "bucket", "count", "hole_ratio", *metric_names])
+        extra_cols = list(SET_METRICS) if table and "kid" in table[0] else []
+        w = csv.DictWriter(f, fieldnames=["model", "bucket", "count", "hole_ratio", *metric_names, *extra_cols])
         w.writeheader()
         for e in table:
             w.writerow({k: e[k] for k in w.fieldnames})
