@@ -247,6 +247,11 @@ def diff_augment(images: list[Tensor], mask: Tensor, kinds: tuple[str, ...], gen
     return out, mask
 
 
+def feature_matching(fake_feats: list[Tensor], real_feats: list[Tensor]) -> Tensor:
+    """Mean over D's layers of the L1 distance between the fake's and the real's features."""
+    return sum(F.l1_loss(a.float(), b.float()) for a, b in zip(fake_feats, real_feats)) / len(fake_feats)
+
+
 def r1_penalty(logits_fn, real: Tensor) -> Tensor:
     """Mean over samples of ||d sum(D(real)) / d real||^2 (Mescheder et al. 2018), in float32."""
     real = real.detach().float().requires_grad_(True)
@@ -344,7 +349,7 @@ class LaMa(InpaintMethod):
             with torch.no_grad():
                 _, feats_r = self.discriminator(real_a)
             adv_g = F.softplus(-logits_f.float()).mean()
-            fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(feats_f, feats_r)) / len(feats_f)
+            fm = feature_matching(feats_f, feats_r)
             err = (pred.float() - image.float()).abs()
             l1_known = (err * (1 - mask)).mean()
             l1_hole = (err * mask).mean()
@@ -373,10 +378,9 @@ class LaMa(InpaintMethod):
             logs["r1"] = float(r1.detach())
         ctx.backward_step(loss_d, "discriminator")
         ema_update(self.generator_ema, self.generator, cfg.ema_decay)
-        logs.update({
-            "loss_g": float(loss_g), "adv_g": float(adv_g), "fm": float(fm), "l1_known": float(l1_known),
-            "l1_hole": float(l1_hole), "loss_d": float(loss_d), "d_real": float(loss_real), "d_fake": float(loss_fake),
-        })  # fmt: skip
+        terms = {"loss_g": loss_g, "adv_g": adv_g, "fm": fm, "l1_known": l1_known, "l1_hole": l1_hole,
+                 "loss_d": loss_d, "d_real": loss_real, "d_fake": loss_fake}  # fmt: skip
+        logs.update({k: float(v.detach()) for k, v in terms.items()})
         return logs
 
 
@@ -385,4 +389,4 @@ def n_parameters(module: nn.Module) -> int:
 
 
 __all__ = ["LaMa", "LaMaConfig", "LaMaGenerator", "PatchDiscriminator", "fake_patch_labels", "diff_augment",
-           "r1_penalty", "ema_update", "n_parameters"]
+           "r1_penalty", "ema_update", "feature_matching", "n_parameters"]
