@@ -8,7 +8,7 @@ OpenCV's Telea fast marching in the same run.
 One 128x128 hole in the middle of a 512x512 and of a 3000x2000 photo (the bundled ``mountain.jpg``
 resized, bicubic). Measured: ``inpainter(image_uint8, mask)`` with ``strategy=auto`` (array in,
 array out: no file I/O), median of ``--repeats`` runs after one warm-up, and ``cv2.inpaint`` (Telea,
-radius 3) on the same arrays. The crop strategy should keep the 3000x2000 / 512x512 ratio within 3x:
+radius 3) and PatchMatch (``pypatchmatch``, the whole image) on the same arrays. The crop strategy should keep the 3000x2000 / 512x512 ratio within 3x:
 the network sees one working-size crop around the hole in both cases; the rest is per-pixel copying.
 ``--untrained CONFIG`` builds the preset's architecture with random weights: latency does not depend
 on the weights. Results are printed as Markdown and appended to ``docs/benchmarks.md`` with the
@@ -100,12 +100,17 @@ def run(args) -> tuple[list[dict], dict, str]:
         print(f"[{w}x{h}] telea", file=sys.stderr, flush=True)
         hole_u8 = hole.astype(np.uint8) * 255
         telea_s = _time(lambda img=img, hole_u8=hole_u8: cv2.inpaint(img, hole_u8, 3, cv2.INPAINT_TELEA), args.repeats)
+        print(f"[{w}x{h}] patchmatch", file=sys.stderr, flush=True)
+        import patchmatch
+
+        pm_s = _time(lambda img=img, hole_u8=hole_u8: patchmatch.inpaint(img, hole_u8, patch_size=3), max(1, min(args.repeats, 2)))
         rows.append({
             "size": f"{w}x{h}",
             "strategy": inp.choose_strategy(h, w),
             "net_input": ", ".join(f"{cw}x{ch}" for ch, cw in calls),
             "model_ms": model_s * 1e3,
             "telea_ms": telea_s * 1e3,
+            "patchmatch_ms": pm_s * 1e3,
         })
     info = machine_info(str(inp.device))
     info["model"] = f"{inp.name} ({inp.method.name}, working size {inp.working_size}px; {source})"
@@ -119,10 +124,12 @@ def to_markdown(rows: list[dict], info: dict, argv: list[str]) -> str:
     lines.append(f"Model: {info['model']}  ")
     lines.append(f"Command: `python benchmarks/bench_fill.py {' '.join(argv)}`".rstrip() + "  ")
     lines.append(f"One {HOLE}x{HOLE} hole in the middle of the photo; uint8 array in and out (no file I/O); "
-                 "median after a warm-up. Telea: `cv2.inpaint(..., 3, INPAINT_TELEA)` on the same arrays.")  # fmt: skip
-    lines += ["", "| photo | strategy | network input | model ms | Telea ms |", "|---|---|---|---:|---:|"]
+                 "median after a warm-up. Telea: `cv2.inpaint(..., 3, INPAINT_TELEA)`; PatchMatch: `patchmatch.inpaint(..., "
+                 "patch_size=3)` on the whole array (median of at most 2 runs).")  # fmt: skip
+    lines += ["", "| photo | strategy | network input | model ms | Telea ms | PatchMatch ms |", "|---|---|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['strategy']} | {r['net_input']} | {r['model_ms']:.1f} | {r['telea_ms']:.1f} |")
+        lines.append(f"| {r['size']} | {r['strategy']} | {r['net_input']} | {r['model_ms']:.1f} | {r['telea_ms']:.1f} | "
+                     f"{r['patchmatch_ms']:.1f} |")  # fmt: skip
     verdict = "within" if ratio <= 3 else "ABOVE"
     lines += ["", f"3000x2000 / 512x512 model latency: **{ratio:.2f}x** ({verdict} the 3x target)."]
     return "\n".join(lines) + "\n"

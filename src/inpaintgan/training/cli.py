@@ -57,7 +57,7 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def export_checkpoint(payload: dict, out: str | Path, half: bool = False) -> Path:
+def export_checkpoint(payload: dict, out: str | Path, half: bool = False, working_size: int = 0) -> Path:
     """Training checkpoint -> safetensors model file with metadata (method, config, data, step, val)."""
     from inpaintgan.checkpoints import save_model
     from inpaintgan.config import build_run_config
@@ -79,6 +79,11 @@ def export_checkpoint(payload: dict, out: str | Path, half: bool = False) -> Pat
         "metrics": payload.get("val") or {},
     }
     meta = {**method.extra_state_for_export(), **meta}
+    if working_size:  # the scale the Inpainter fills at (fully convolutional networks may differ from training)
+        if not getattr(method, "fully_convolutional", True):
+            raise ValueError(f"--working-size: {cfg.method} is not fully convolutional; it works at {cfg.data.image_size} only")
+        meta["image_size"] = int(working_size)
+        meta["training"]["image_size"] = cfg.data.image_size
     return save_model(method, out, meta, half=half)
 
 
@@ -90,7 +95,9 @@ def cmd_export(args) -> int:
     ckpt = find_resume(src, "auto") if src.is_dir() else src
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint found in run folder {src}")
-    path = export_checkpoint(load_training_state(ckpt), args.output, half=args.half)
+    if Path(args.output).resolve() == Path(ckpt).resolve():
+        raise ValueError(f"--output {args.output} is the checkpoint being exported; choose another file name")
+    path = export_checkpoint(load_training_state(ckpt), args.output, half=args.half, working_size=args.working_size)
     print(f"exported {ckpt} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -126,4 +133,6 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder")
     p.add_argument("--output", "-o", required=True, help="model file to write (.safetensors)")
     p.add_argument("--half", action="store_true", help="store weights in float16")
+    p.add_argument("--working-size", type=int, default=0, metavar="PX",
+                   help="the scale the model fills at (fully convolutional methods; default: the training crop size)")
     p.set_defaults(func=cmd_export)
