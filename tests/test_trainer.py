@@ -168,6 +168,16 @@ def test_cli_train_export_and_inpaint(image_folder, tmp_path):
     assert torch.equal(res[mask.expand_as(res) == 0], img[mask.expand_as(img) == 0])
     r = _run_cli("train", "--set", "train.nope=1")
     assert r.returncode == 2 and "unknown config key 'train.nope'" in r.stderr and "Traceback" not in r.stderr
+    # export never writes over the checkpoint it reads; --working-size sets the fill scale
+    ckpt = sorted((out / "checkpoints").glob("*.pt"))[-1]
+    before = ckpt.read_bytes()
+    r = _run_cli("export", str(ckpt), "-o", str(ckpt))
+    assert r.returncode != 0 and "is the checkpoint being exported" in r.stderr and "Traceback" not in r.stderr
+    assert ckpt.read_bytes() == before
+    r = _run_cli("export", str(out), "-o", str(tmp_path / "w.safetensors"), "--working-size", "64")
+    assert r.returncode == 0, r.stderr
+    _, meta = load_model(tmp_path / "w.safetensors")
+    assert meta["image_size"] == 64 and meta["training"]["image_size"] == 16
 
 
 def test_torchrun_two_processes_stay_in_sync(image_folder, tmp_path):
