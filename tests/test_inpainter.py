@@ -312,3 +312,12 @@ def test_same_size_batch_runs_in_one_call_and_matches_single_calls(inpainter, mo
     assert torch.allclose(batched, singles, atol=1e-5)
     known = masks.expand_as(imgs) == 0
     assert torch.equal(batched[known], imgs[known])
+
+
+def test_model_file_can_lower_the_auto_full_limit():
+    # a model whose metadata says auto_full_factor 1 (a costly pre-fill: the lama default model) fills
+    # windows around holes as soon as the short side exceeds the working size
+    plain = Inpainter(tiny_method(32), {"model": "t", "image_size": 32})
+    lowered = Inpainter(tiny_method(32), {"model": "t", "image_size": 32, "auto_full_factor": 1.0})
+    assert plain.choose_strategy(64, 64) == "full" and lowered.choose_strategy(64, 64) == "crop"
+    assert lowered.choose_strategy(32, 48) == "full"

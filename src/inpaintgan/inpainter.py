@@ -425,6 +425,9 @@ class Inpainter:
             self.device = p.device if p is not None else torch.device("cpu")
         self.image_size = int(self.metadata.get("image_size") or method.image_size)
         self.working_size = int(working_size or self.image_size)
+        #: ``auto`` runs whole images up to this times the working size (a model file may lower it: a
+        #: model with a costly pre-fill, or trained at the working scale only, fills windows instead)
+        self.auto_full_factor = float(self.metadata.get("auto_full_factor") or AUTO_FULL_FACTOR)
         self._check_working_size(self.working_size)
         self.min_context = int(min_context)
         #: a label for tables and messages: the zoo name or model file stem, else the method's name
@@ -552,7 +555,8 @@ class Inpainter:
         s = self.image_size
         if strategy == "auto":
             if self.fully_convolutional:
-                small = min(height, width) <= AUTO_FULL_FACTOR * ws and max(height, width) <= 2 * AUTO_FULL_FACTOR * ws
+                f = self.auto_full_factor
+                small = min(height, width) <= f * ws and max(height, width) <= 2 * f * ws
                 return "full" if small else "crop"
             if (height, width) == (s, s):
                 return "full"

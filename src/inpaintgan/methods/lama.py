@@ -309,6 +309,12 @@ class LaMa(InpaintMethod):
         self.generator.load_state_dict(self.generator_ema.state_dict())
         return ["generator (copied from the file's EMA generator)"]
 
+    def extra_state_for_export(self) -> dict:
+        """A PatchMatch pre-fill costs time in proportion to the pixels it sees, and the model is trained
+        at its working scale: the Inpainter's ``auto`` fills whole images only up to the working size
+        (``auto_full_factor`` 1) and windows around the holes beyond it."""
+        return {"auto_full_factor": 1.0} if self.cfg.prefill == "patchmatch" else {}
+
     # ------------------------------------------------------------------ forward
 
     def network_input(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
