@@ -239,3 +239,26 @@ def test_config_errors_name_the_problem():
         tiny(prefill="none", residual=True)
     with pytest.raises(ValueError, match="augment"):
         tiny(augment=("cutout",))
+
+
+def test_the_embedded_default_model_loads_offline_and_keeps_known_pixels():
+    import numpy as np
+
+    from inpaintgan.checkpoints import MODEL_ZOO
+    from inpaintgan.inpainter import Inpainter
+
+    inp = Inpainter.from_pretrained("default", device="cpu")
+    assert inp.method.name == "lama" and inp.method.cfg.prefill == "patchmatch" and inp.method.cfg.residual
+    assert inp.working_size == MODEL_ZOO["default"]["image_size"] == 256 and inp.auto_full_factor == 1.0
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:80]
+    img = np.stack([(xx * 3) % 256, (yy * 2) % 256, ((xx + yy) * 5) % 256], -1).astype(np.uint8)
+    img = np.clip(img.astype(int) + rng.integers(-8, 9, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((96, 80), bool)
+    hole[30:60, 20:50] = True
+    out = inp(img, hole)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~hole], img[~hole])  # known pixels bit for bit
+    assert np.abs(out[hole].astype(int) - img[hole].mean(0)).mean() > 5  # a textured fill, not a flat colour
+    smooth = Inpainter.from_pretrained("smooth", device="cpu")
+    assert smooth.method.name == "pconv"

@@ -235,7 +235,18 @@ MODEL_ZOO: dict[str, dict[str, Any]] = {
         url=None,
         sha256=None,
         filename="default.safetensors",
-        description="U-Net refining a fast-marching pre-fill, trained on natural photos at 128x128 (object removal; embedded)",
+        description="LaMa-style Fourier network refining a PatchMatch fill, trained adversarially on natural photos "
+        "(object removal, realistic texture; embedded)",
+        method="lama",
+        embedded=True,
+        image_size=256,
+    ),
+    "smooth": dict(
+        url=None,
+        sha256=None,
+        filename="smooth.safetensors",
+        description="the previous default (version 3): U-Net refining a fast-marching fill, pixel losses only; smooth "
+        "fills, the best hole PSNR, blurry in large holes (embedded)",
         method="pconv",
         embedded=True,
         image_size=128,
