@@ -89,7 +89,7 @@ class FourierUnit(nn.Module):
         f = torch.fft.rfft2(x, norm="ortho")  # (N, C, H, W//2+1) complex
         f = torch.cat([f.real, f.imag], 1)
         with torch.autocast(x.device.type, enabled=False):
-            f = F.relu(self.conv(f.float()))
+            f = F.leaky_relu(self.conv(f.float()), 0.2)
         re, im = f.chunk(2, 1)
         return torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="ortho").to(dtype)
 
@@ -100,7 +100,7 @@ class SpectralTransform(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         mid = max(1, cout // 2)
-        self.reduce = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.ReLU(True))
+        self.reduce = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.LeakyReLU(0.2, True))
         self.fu = FourierUnit(mid, mid)
         self.out = nn.Conv2d(mid, cout, 1, bias=False)
 
@@ -111,7 +111,8 @@ class SpectralTransform(nn.Module):
 
 class FFC(nn.Module):
     """Fast Fourier convolution (Chi et al. 2020) as LaMa uses it: local (l) and global (g) channel
-    groups; out_l = conv(l) + conv(g), out_g = conv(l) + spectral(g); ReLU."""
+    groups; out_l = conv(l) + conv(g), out_g = conv(l) + spectral(g); LeakyReLU 0.2 (LaMa: BatchNorm +
+    ReLU; without normalisation, ReLUs die: a decoder trained here with ReLU went all-zero)."""
 
     def __init__(self, channels: int, global_ratio: float):
         super().__init__()
@@ -127,7 +128,7 @@ class FFC(nn.Module):
         xl, xg = x[:, : self.cl], x[:, self.cl :]
         yl = self.l2l(xl) + self.g2l(xg)
         yg = self.l2g(xl) + self.g2g(xg)
-        return F.relu(torch.cat([yl, yg], 1))
+        return F.leaky_relu(torch.cat([yl, yg], 1), 0.2)
 
 
 class ResBlock(nn.Module):
@@ -140,8 +141,8 @@ class ResBlock(nn.Module):
         else:
             d = dilation
             self.body = nn.Sequential(
-                nn.Conv2d(channels, channels, 3, 1, d, dilation=d, padding_mode="reflect"), nn.ReLU(True),
-                nn.Conv2d(channels, channels, 3, 1, 1, padding_mode="reflect"), nn.ReLU(True),
+                nn.Conv2d(channels, channels, 3, 1, d, dilation=d, padding_mode="reflect"), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(channels, channels, 3, 1, 1, padding_mode="reflect"), nn.LeakyReLU(0.2, True),
             )  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
@@ -154,7 +155,7 @@ class LaMaGenerator(nn.Module):
     def __init__(self, channels: int = 3, width: int = 32, downsamples: int = 3, blocks: int = 6, ffc: bool = True,
                  global_ratio: float = 0.75, residual: bool = False):  # fmt: skip
         super().__init__()
-        act = lambda: nn.ReLU(True)  # noqa: E731
+        act = lambda: nn.LeakyReLU(0.2, True)  # noqa: E731
         enc = [nn.Conv2d(channels + 1, width, 7, 1, 3, padding_mode="reflect"), act()]
         c = width
         for _ in range(downsamples):
@@ -169,6 +170,16 @@ class LaMaGenerator(nn.Module):
         self.decoder = nn.Sequential(*dec)
         self.output = nn.Conv2d(c, channels, 7, 1, 3, padding_mode="reflect")
         self.residual = residual
+        for mod in self.modules():  # He init for LeakyReLU 0.2, zero biases: no normalisation layers keep the scale
+            if isinstance(mod, nn.Conv2d):
+                nn.init.kaiming_normal_(mod.weight, a=0.2)
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+        for block in self.blocks:  # residual branches start small, so the stack starts near the identity
+            last = block.body[-1] if ffc else block.body[2]
+            outs = [last.l2l, last.g2l, last.l2g, last.g2g.out] if ffc else [last]
+            for conv in outs:
+                conv.weight.data.mul_(0.1)
         if residual:  # the correction starts at exactly zero: the untrained model is its pre-fill
             nn.init.zeros_(self.output.weight)
             nn.init.zeros_(self.output.bias)
