@@ -60,7 +60,13 @@ def test_eval_table_counts_and_files(eval_run):
         assert buckets.pop("all") == 6
         assert sum(buckets.values()) == 6  # 6 images over buckets 0-10 .. 30-40%: 2, 2, 1, 1
         assert buckets == {"0-10%": 2, "10-20%": 2, "20-30%": 1, "30-40%": 1}
-    assert "lpips: unavailable" in res.stdout and "fid: unavailable" in res.stdout
+    from inpaintgan import metrics as M
+
+    assert "lpips: unavailable" in res.stdout
+    if M.available_metrics()["fid"].available:  # FID / KID columns when the [metrics] extra is installed
+        assert "| FID ↓ | KID×1000 ↓ |" in lines[0] and "fid: unavailable" not in res.stdout
+    else:
+        assert "fid: unavailable" in res.stdout
     for name in ("per_image.csv", "results.csv", "results.json", "comparison.png", "ratio_plot.png", "settings.json"):
         assert (out / name).is_file(), name
     per_image = list(csv.DictReader(open(out / "per_image.csv")))

@@ -182,6 +182,7 @@ def test_train_step_losses_equal_their_definitions(mask_aware):
     real_g = real.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(d0(real_g)[0].sum(), real_g)
     want_r1 = grad.pow(2).flatten(1).sum(1).mean()
+    want_g, want_fake, want_real, want_r1 = (t.detach() for t in (want_g, want_fake, want_real, want_r1))
 
     logs = m.train_step({"image": image, "mask": mask}, None, 0, _Ctx(m))
     assert logs["loss_g"] == pytest.approx(float(want_g), rel=1e-5)
