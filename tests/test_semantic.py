@@ -4,9 +4,9 @@ weights, the z search, refinement and its stopping rule, the masked variant, sha
 from __future__ import annotations
 
 import contextlib
-import math
 import copy
 import dataclasses
+import math
 
 import numpy as np
 import pytest
