@@ -263,3 +263,31 @@ def test_the_embedded_default_model_loads_offline_and_keeps_known_pixels():
     assert np.abs(out[hole].astype(int) - img[hole].mean(0)).mean() > 5  # a textured fill, not a flat colour
     smooth = Inpainter.from_pretrained("smooth", device="cpu")
     assert smooth.method.name == "pconv"
+
+
+@pytest.mark.parametrize("prefill", ["telea", "patchmatch"])
+def test_dataset_prefill_equals_the_training_steps_own(prefill, tmp_path):
+    """The training dataset computes the method's pre-fill per sample (in the loader's workers); the
+    step gives the same losses with it as when it computes the pre-fill itself."""
+    import numpy as np
+
+    from conftest import write_image_folder
+    from inpaintgan.data.folder import ImageFolder
+    from inpaintgan.data.inpainting import InpaintingDataset
+    from inpaintgan.masks import lama_wide
+
+    root = write_image_folder(tmp_path / "d", n=4, size=24)
+    ds = InpaintingDataset(ImageFolder(root), 16, lama_wide, prefill=LaMa.dataset_prefill(LaMaConfig(prefill=prefill)))
+    samples = [ds[i] for i in range(2)]
+    b = {k: torch.stack([s[k] for s in samples]) for k in ("image", "mask", "prefill")}
+    keep = b["mask"].expand_as(b["image"]) < 0.5
+    assert torch.equal(b["prefill"][keep], b["image"][keep]) and not torch.equal(b["prefill"], b["image"])
+    logs = []
+    for with_prefill in (True, False):
+        m = tiny(prefill=prefill, residual=True)
+        m.train()
+        batch = b if with_prefill else {"image": b["image"], "mask": b["mask"]}
+        logs.append(m.train_step(batch, None, 0, _Ctx(m)))
+    assert logs[0] == pytest.approx(logs[1], rel=1e-6)
+    assert np.isfinite(list(logs[0].values())).all()
+    assert LaMa.dataset_prefill(LaMaConfig(prefill="none")) == "none"

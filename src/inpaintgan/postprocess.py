@@ -40,6 +40,25 @@ def prefill_telea(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.nd
     return np.where(hole[..., None] if image.ndim == 3 else hole, out, image)
 
 
+def prefill_array(image: np.ndarray, mask: np.ndarray, prefill: str) -> np.ndarray:
+    """A classical pre-fill of one uint8 (H, W[, C]) image: ``telea`` (fast marching) or
+    ``patchmatch`` (seeded PatchMatch, as the ``patchmatch`` baseline); known pixels unchanged. The
+    training dataset computes it per sample in its worker processes, so it overlaps the network."""
+    if prefill == "telea":
+        return prefill_telea(image, mask)
+    if prefill == "patchmatch":
+        import torch
+
+        from inpaintgan.baselines import get_baseline
+
+        t = torch.from_numpy(np.ascontiguousarray(image.reshape(*image.shape[:2], -1))).permute(2, 0, 1).float() / 255
+        m = torch.from_numpy((np.asarray(mask) > 0.5).astype(np.float32))[None, None]
+        out = get_baseline("patchmatch")(t[None], m)[0]
+        arr = (out.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        return arr.reshape(image.shape)
+    raise ValueError(f"unknown pre-fill {prefill!r}; known: telea, patchmatch")
+
+
 def prefill_telea_tensor(image, mask, radius: int = 3):
     """:func:`prefill_telea` on a batch of tensors: ``image`` (N, C, H, W) in [0, 1], ``mask`` (N, 1, H, W)
     with 1 = hole -> (N, C, H, W) on the image's device and dtype, hole pixels fast-marching-filled (from

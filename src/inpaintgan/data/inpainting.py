@@ -69,8 +69,12 @@ class InpaintingDataset(Dataset):
         seed: int = 0,
         train: bool = True,
         crop_scale: tuple[float, float] = (1.0, 1.0),
+        prefill: str = "none",
     ):
         self.source, self.size, self.mask_fn = source, size, mask_fn
+        #: "telea" / "patchmatch": also return the sample's classically pre-filled image ("prefill"),
+        #: computed here (in the loader's workers) instead of in the training step
+        self.prefill = prefill
         self.indices = list(range(len(source))) if indices is None else list(indices)
         if not self.indices:
             raise ValueError("dataset split is empty")
@@ -106,7 +110,13 @@ class InpaintingDataset(Dataset):
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         m = np.ascontiguousarray(self.mask_fn(rng, self.size, self.size), dtype=np.float32)  # (S, S)
         mask = torch.from_numpy(m).unsqueeze(0)
-        return {"image": image, "mask": mask, "index": i}
+        sample = {"image": image, "mask": mask, "index": i}
+        if self.prefill not in ("", "none"):
+            from inpaintgan.postprocess import prefill_array
+
+            filled = prefill_array(np.ascontiguousarray(img), m > 0.5, self.prefill)
+            sample["prefill"] = torch.from_numpy(np.ascontiguousarray(filled.reshape(img.shape))).permute(2, 0, 1).float().div_(255.0)
+        return sample
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[int]]:
@@ -147,9 +157,10 @@ def build_source(data_cfg, train: bool = True) -> ImageSource:
     raise ValueError(f"unknown dataset {name!r}; known: folder, cifar10, fashion_mnist")
 
 
-def build_datasets(data_cfg, mask_fn, seed: int = 0) -> tuple[InpaintingDataset, InpaintingDataset]:
+def build_datasets(data_cfg, mask_fn, seed: int = 0, prefill: str = "none") -> tuple[InpaintingDataset, InpaintingDataset]:
     """Train and validation datasets from a DataConfig: a separate ``val_root`` if given, else a
-    seeded split (``val_fraction`` / ``test_fraction``; the test part is held out and unused here)."""
+    seeded split (``val_fraction`` / ``test_fraction``; the test part is held out and unused here).
+    ``prefill``: the training samples also carry their classical pre-fill (the method's choice)."""
     source = build_source(data_cfg, train=True)
     if data_cfg.val_root:
         val_source = ImageFolder(data_cfg.val_root, grayscale=data_cfg.grayscale)
@@ -163,8 +174,9 @@ def build_datasets(data_cfg, mask_fn, seed: int = 0) -> tuple[InpaintingDataset,
         train_idx = train_idx[: data_cfg.limit]
     common = dict(size=data_cfg.image_size, mask_fn=mask_fn, resize=data_cfg.resize)
     train = InpaintingDataset(
-        source, indices=train_idx, flip=data_cfg.flip, seed=seed, train=True, crop_scale=data_cfg.crop_scale, **common
-    )
+        source, indices=train_idx, flip=data_cfg.flip, seed=seed, train=True, crop_scale=data_cfg.crop_scale,
+        prefill=prefill, **common,
+    )  # fmt: skip
     val = InpaintingDataset(val_source, indices=val_idx, flip=False, seed=seed + 1, train=False, **common)
     if len(train) < 1:
         warnings.warn("training split is empty", stacklevel=2)

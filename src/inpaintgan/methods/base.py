@@ -99,6 +99,13 @@ class InpaintMethod(nn.Module, abc.ABC):
             for n in names
         }
 
+    @classmethod
+    def dataset_prefill(cls, cfg: Any) -> str:
+        """A classical pre-fill ("telea", "patchmatch") the training dataset should add to each sample
+        as ``batch["prefill"]`` (computed in the data loader's workers, overlapping the network), or
+        "none". ``train_step`` must give the same result with or without it."""
+        return "none"
+
     def after_warm_start(self, meta: dict[str, Any]) -> list[str]:
         """Called after weights from a model file with metadata ``meta`` were loaded (its config may
         differ from ours on a warm start): re-initialise what must not keep the old values; returns

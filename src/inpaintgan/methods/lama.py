@@ -328,9 +328,15 @@ class LaMa(InpaintMethod):
 
     # ------------------------------------------------------------------ forward
 
-    def network_input(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """(pre-fill in [0, 1], network input (N, C+1, H, W) in [-1, 1] with the mask channel)."""
-        pre = fill_hole(image, mask, self.cfg.prefill, 0.0)
+    @classmethod
+    def dataset_prefill(cls, cfg: LaMaConfig) -> str:
+        return cfg.prefill if cfg.prefill in ("telea", "patchmatch") else "none"
+
+    def network_input(self, image: Tensor, mask: Tensor, pre: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(pre-fill in [0, 1], network input (N, C+1, H, W) in [-1, 1] with the mask channel); ``pre``:
+        the pre-fill when already computed (the training dataset's ``prefill``)."""
+        if pre is None:
+            pre = fill_hole(image, mask, self.cfg.prefill, 0.0)
         return pre, torch.cat([pre * 2 - 1, mask], 1)
 
     def predict(self, image: Tensor, mask: Tensor, net: nn.Module | None = None) -> Tensor:
@@ -352,7 +358,7 @@ class LaMa(InpaintMethod):
         cfg = self.cfg
         image, mask = batch["image"], batch["mask"]
         with torch.no_grad():
-            pre, x = self.network_input(image, mask)
+            pre, x = self.network_input(image, mask, batch.get("prefill") if cfg.prefill != "none" else None)
         real = self.d_input(image)
 
         # ---- generator

@@ -235,7 +235,8 @@ class Trainer:
         self.out_dir = Path(tc.out_dir)
         self.progress = progress and self.dist.is_main
         mask_fn = build_mask_generator(cfg.masks)
-        self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed)
+        prefill = get_method(cfg.method).dataset_prefill(cfg.model)  # computed in the loader's workers
+        self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed, prefill=prefill)
         channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
         self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
         if tc.init_from:  # warm start from exported weights (a resumed checkpoint still wins)
