@@ -291,3 +291,29 @@ def test_dataset_prefill_equals_the_training_steps_own(prefill, tmp_path):
     assert logs[0] == pytest.approx(logs[1], rel=1e-6)
     assert np.isfinite(list(logs[0].values())).all()
     assert LaMa.dataset_prefill(LaMaConfig(prefill="none")) == "none"
+
+
+def test_gpu_script_runs_end_to_end_on_cpu_with_a_tiny_config(tmp_path):
+    """scripts/gpu_default_model.sh (the lent-GPU run of the default model): pack a shard, train
+    warm-started from the shipped model, export; here on the CPU with a tiny config."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import write_image_folder
+    from inpaintgan.data.shard import pack
+
+    root = Path(__file__).resolve().parents[1]
+    photos = write_image_folder(tmp_path / "photos", n=10, size=40)
+    info = pack(photos, tmp_path / "shard.zip", size=32, max_mb=1, seed=1)
+    assert info["written"] == 10 and info["skipped"] == 0
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
+           "EXTRA": "--set data.image_size=32 --set train.batch_size=2 --set data.num_workers=0 --set model.steps=2 "
+                    "--set train.device=cpu"}  # fmt: skip
+    r = subprocess.run(["bash", "scripts/gpu_default_model.sh", str(tmp_path / "shard.zip"), "1"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    model, meta = load_model(tmp_path / "out" / "default.safetensors")
+    assert meta["method"] == "lama" and meta["image_size"] == 256 and meta["training"]["steps"] == 2
+    assert meta["auto_full_factor"] == 1.0
