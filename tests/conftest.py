@@ -59,3 +59,33 @@ def tiny_glcic_overrides(data_root, out_dir, steps=(3, 2, 3)) -> list[str]:
         "train.tensorboard=false",
         "train.lr=0.001",
     ]
+
+
+class FakeTrainContext:
+    """The parts of the trainer's TrainContext that a method's train_step uses: one Adam per network,
+    a seeded generator, no AMP, plain backward + step."""
+
+    def __init__(self, method, lr=2e-3, betas=(0.5, 0.999), names=("generator", "discriminator")):
+        import torch
+
+        self.optimizers = {name: torch.optim.Adam(getattr(method, name).parameters(), lr, betas=betas) for name in names}
+        self.generator = torch.Generator().manual_seed(0)
+
+    def autocast(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def backward_step(self, loss, name):
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @staticmethod
+    def freeze(m):
+        m.requires_grad_(False)
+
+    @staticmethod
+    def unfreeze(m):
+        m.requires_grad_(True)

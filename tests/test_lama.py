@@ -3,13 +3,13 @@ checked against a computation written here from the definitions."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import FakeTrainContext
 from inpaintgan.checkpoints import load_model, save_model
 from inpaintgan.config import load_config
 from inpaintgan.masks import LAMA_MAX_AREA, build_mask_generator
@@ -28,27 +28,9 @@ from inpaintgan.methods.lama import (
 from inpaintgan.postprocess import prefill_telea_tensor
 
 
-class _Ctx:
+class _Ctx(FakeTrainContext):
     def __init__(self, method, lr=1e-3):
-        self.optimizers = {n: torch.optim.Adam(getattr(method, n).parameters(), lr) for n in ("generator", "discriminator")}
-        self.generator = torch.Generator().manual_seed(0)
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def backward_step(self, loss, name):
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    @staticmethod
-    def freeze(m):
-        m.requires_grad_(False)
-
-    @staticmethod
-    def unfreeze(m):
-        m.requires_grad_(True)
+        super().__init__(method, lr, betas=(0.9, 0.999))
 
 
 def tiny(**kw) -> LaMa:

@@ -3,7 +3,6 @@ weights, the z search, refinement and its stopping rule, the masked variant, sha
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_image_folder
+from conftest import FakeTrainContext, write_image_folder
 from inpaintgan.checkpoints import load_model, save_model
 from inpaintgan.config import ConfigError, load_config
 from inpaintgan.inpainter import Inpainter
@@ -31,32 +30,8 @@ from inpaintgan.training.trainer import Trainer
 S = 64  # the DCGAN's size
 
 
-class _Ctx:
+class _Ctx(FakeTrainContext):
     """The parts of the trainer's TrainContext that train_step uses."""
-
-    def __init__(self, method, lr=2e-3):
-        self.optimizers = {
-            name: torch.optim.Adam(getattr(method, name).parameters(), lr, betas=(0.5, 0.999))
-            for name in ("generator", "discriminator")
-        }
-        self.generator = torch.Generator().manual_seed(0)
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def backward_step(self, loss, name):
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    @staticmethod
-    def freeze(m):
-        m.requires_grad_(False)
-
-    @staticmethod
-    def unfreeze(m):
-        m.requires_grad_(True)
 
 
 def shapes(n: int, seed: int = 0) -> torch.Tensor:
