@@ -186,3 +186,19 @@ def test_eval_reports_fid_kid_per_bucket_caches_and_resumes(inception, tmp_path,
     assert [e["model"] for e in entries] == ["mean"] and entries[0]["n"] == 8
     assert cli_main(["compare", str(out), "--ref", "telea", "--metric", "kid", "--bootstrap", "20"]) == 0
     assert "95% paired bootstrap" in capsys.readouterr().out
+
+
+def test_paired_kid_is_zero_against_itself_and_unbiased_for_paired_copies():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(300, 16))
+    assert R.kid(real, real, paired=True) == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert R.kid_full(real, real, paired=True) == pytest.approx(0.0, abs=1e-9)
+    # a "fill" that keeps most of each image: the rows are near copies of their own photo. The unpaired
+    # estimator reads it far below zero (each image meets its copy); the paired one does not
+    copy = real + rng.normal(scale=0.05, size=real.shape)
+    unpaired, _ = R.kid(real, copy)
+    paired, paired_std = R.kid(real, copy, paired=True)
+    assert unpaired < -10 * paired_std and abs(paired) < 3 * paired_std + 1e-4
+    assert R.kid(real, copy + 0.5, paired=True)[0] > 10 * paired_std
+    with pytest.raises(ValueError, match="same images"):
+        R.kid(real, copy[:10], paired=True)

@@ -16,7 +16,9 @@ are repeated to three channels.
 
 KID is the unbiased estimator with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged
 over ``num_subsets`` random subsets as StyleGAN2-ADA's ``compute_kid`` does; the std over the subsets
-is reported beside the mean. FID is biased upward at small N: report N with it, and prefer KID on a
+is reported beside the mean. An evaluation compares each inpainted photo with the same photo, so it
+uses the *paired* form (the same rows in both subsets, the pairs (i, i) left out of the cross term):
+StyleGAN2-ADA's form assumes independent sets and reads below zero on such data. FID is biased upward at small N: report N with it, and prefer KID on a
 few hundred images.
 """
 
@@ -155,13 +157,21 @@ def kid_subset_size(n: int, max_subset_size: int = 1000) -> int:
 
 
 def kid(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, subset_size: int | None = None,
-        seed: int = 0) -> tuple[float, float]:  # fmt: skip
+        seed: int = 0, paired: bool = False) -> tuple[float, float]:  # fmt: skip
     """Unbiased KID (cubic polynomial kernel) between two (N, D) feature sets: (mean, std) over
     ``num_subsets`` random subsets of ``subset_size`` rows of each set (default
-    :func:`kid_subset_size`), drawn without replacement with a seeded generator."""
+    :func:`kid_subset_size`), drawn without replacement with a seeded generator.
+
+    ``paired``: row i of ``fake`` was made from row i of ``real`` (an inpainted photo and the photo:
+    the evaluation's case). Then each subset takes the same rows of both sets and the cross term skips
+    the pairs (i, i), which are not independent draws: without that, an image drawn into both subsets
+    is compared with its own inpainted copy and the estimate sits below zero for good fills (the less
+    was filled, the more). Paired, a set against itself scores exactly 0."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"need two (N, D) feature sets of one D; got {real.shape} and {fake.shape}")
+    if paired and len(real) != len(fake):
+        raise ValueError(f"paired KID needs rows for the same images; got {len(real)} and {len(fake)}")
     n_min = min(len(real), len(fake))
     if n_min < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(real)} and {len(fake)}")
@@ -170,31 +180,34 @@ def kid(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, subset_size:
     rng = np.random.default_rng(seed)
     vals = np.empty(num_subsets)
     for s in range(num_subsets):
-        x = fake[rng.choice(len(fake), m, replace=False)]
-        y = real[rng.choice(len(real), m, replace=False)]
+        ix = rng.choice(len(fake), m, replace=False)
+        iy = ix if paired else rng.choice(len(real), m, replace=False)
+        x, y = fake[ix], real[iy]
         a = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
         b = (x @ y.T / d + 1) ** 3
-        vals[s] = ((a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m) / m
+        cross = (b.sum() - np.trace(b)) * 2 / (m - 1) if paired else b.sum() * 2 / m
+        vals[s] = ((a.sum() - np.diag(a).sum()) / (m - 1) - cross) / m
     return float(vals.mean()), float(vals.std())
 
 
-def kid_full(real: np.ndarray, fake: np.ndarray) -> float:
-    """Unbiased KID on the whole sets at once (paired resampling uses it: no subset noise)."""
+def kid_full(real: np.ndarray, fake: np.ndarray, paired: bool = False) -> float:
+    """Unbiased KID on the whole sets at once (no subset noise); ``paired`` as in :func:`kid`."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     d = real.shape[1]
     kxx = (fake @ fake.T / d + 1) ** 3
     kyy = (real @ real.T / d + 1) ** 3
     kxy = (fake @ real.T / d + 1) ** 3
     n, m = len(fake), len(real)
-    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                 - 2 * kxy.mean())  # fmt: skip
+    cross = (kxy.sum() - np.trace(kxy)) / (n * (n - 1)) if paired else kxy.mean()
+    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * cross)
 
 
 def kid_difference_bootstrap(real: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 200,
                              seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
-    """KID(a) - KID(b) on the same images (rows aligned: row i of ``real``, ``a`` and ``b`` is image i)
-    and its 95% percentile bootstrap interval, resampling images with replacement (the same
-    images for both models and the real set): (difference, low, high)."""
+    """Paired KID(a) - KID(b) on the same images (rows aligned: row i of ``real``, ``a`` and ``b`` is
+    image i; pairs of one image left out of every term, as :func:`kid` with ``paired``) and its 95%
+    percentile bootstrap interval, resampling images with replacement (the same images for both
+    models and the real set): (difference, low, high)."""
     real, a, b = (np.asarray(t, np.float64) for t in (real, a, b))
     if not (len(real) == len(a) == len(b)):
         raise ValueError(f"paired KID needs rows for the same images; got {len(real)}, {len(a)}, {len(b)}")
@@ -206,10 +219,9 @@ def kid_difference_bootstrap(real: np.ndarray, a: np.ndarray, b: np.ndarray, n_b
 
     def kid_idx(name, idx):
         kff, kfr = blocks[name]
-        n = len(idx)
-        off = ~np.eye(n, dtype=bool)  # distinct draws only (a resample may repeat an image: keep the pair)
+        off = idx[:, None] != idx[None, :]  # pairs of two different images only
         sub_ff, sub_rr, sub_fr = kff[np.ix_(idx, idx)], kr[np.ix_(idx, idx)], kfr[np.ix_(idx, idx)]
-        return sub_ff[off].mean() + sub_rr[off].mean() - 2 * sub_fr.mean()
+        return sub_ff[off].mean() + sub_rr[off].mean() - 2 * sub_fr[off].mean()
 
     all_idx = np.arange(len(real))
     diff = float(kid_idx("a", all_idx) - kid_idx("b", all_idx))
@@ -222,9 +234,10 @@ def kid_difference_bootstrap(real: np.ndarray, a: np.ndarray, b: np.ndarray, n_b
     return diff, float(lo), float(hi)
 
 
-def set_scores(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, seed: int = 0) -> dict[str, float]:
+def set_scores(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, seed: int = 0,
+               paired: bool = False) -> dict[str, float]:  # fmt: skip
     """{"fid", "kid", "kid_std"} for one feature set against the real one (NaN where N < 2)."""
     if min(len(real), len(fake)) < 2:
         return {"fid": float("nan"), "kid": float("nan"), "kid_std": float("nan")}
-    k, ks = kid(real, fake, num_subsets, seed=seed)
+    k, ks = kid(real, fake, num_subsets, seed=seed, paired=paired)
     return {"fid": fid(real, fake), "kid": k, "kid_std": ks}

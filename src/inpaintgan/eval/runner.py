@@ -369,7 +369,8 @@ class Evaluation:
             for bucket, sel in groups.items():
                 files = [r["file"] for r in sel]
                 out[(label, bucket)] = set_scores(np.stack([real[f] for f in files]) if files else np.zeros((0, 1)),
-                                                  np.stack([fake[f] for f in files]) if files else np.zeros((0, 1)))  # fmt: skip
+                                                  np.stack([fake[f] for f in files]) if files else np.zeros((0, 1)),
+                                                  paired=True)  # fmt: skip
         return out
 
 
