@@ -107,13 +107,17 @@ class PatchMatchInpaint(Baseline):
         self._pm = patchmatch
         self.patch_radius, self.seed = patch_radius, seed
 
+    def fill_array(self, img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) and a boolean (H, W) hole -> the seeded PatchMatch fill, uint8 (H, W, 3)."""
+        self._pm.set_random_seed(self.seed)
+        m = np.asarray(hole).astype(np.uint8) * 255
+        return np.asarray(self._pm.inpaint(np.ascontiguousarray(img), m, patch_size=self.patch_radius))
+
     def fill_one(self, image, hole):
         c = image.shape[0]
         img = _to_uint8(image if c == 3 else image[:1].expand(3, -1, -1))
-        m = hole.cpu().numpy().astype(np.uint8) * 255
-        self._pm.set_random_seed(self.seed)
-        out = self._pm.inpaint(np.ascontiguousarray(img), m, patch_size=self.patch_radius)
-        out = torch.from_numpy(np.asarray(out)).permute(2, 0, 1).float() / 255
+        out = self.fill_array(img, hole.cpu().numpy())
+        out = torch.from_numpy(out).permute(2, 0, 1).float() / 255
         return out if c == 3 else out.mean(0, keepdim=True)
 
 

@@ -47,15 +47,14 @@ def prefill_array(image: np.ndarray, mask: np.ndarray, prefill: str) -> np.ndarr
     if prefill == "telea":
         return prefill_telea(image, mask)
     if prefill == "patchmatch":
-        import torch
-
         from inpaintgan.baselines import get_baseline
 
-        t = torch.from_numpy(np.ascontiguousarray(image.reshape(*image.shape[:2], -1))).permute(2, 0, 1).float() / 255
-        m = torch.from_numpy((np.asarray(mask) > 0.5).astype(np.float32))[None, None]
-        out = get_baseline("patchmatch")(t[None], m)[0]
-        arr = (out.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        return arr.reshape(image.shape)
+        hole = np.asarray(mask) > 0.5
+        rgb = image if image.ndim == 3 and image.shape[2] == 3 else np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
+        filled = get_baseline("patchmatch").fill_array(rgb, hole)
+        if rgb is not image:  # grayscale: the channels' mean, as the baseline does
+            filled = (filled.astype(np.float32).mean(2) + 0.5).astype(np.uint8).reshape(image.shape)
+        return np.where(hole.reshape(*hole.shape, *([1] * (image.ndim - 2))), filled, image)
     raise ValueError(f"unknown pre-fill {prefill!r}; known: telea, patchmatch")
 
 

@@ -339,12 +339,15 @@ class LaMa(InpaintMethod):
             pre = fill_hole(image, mask, self.cfg.prefill, 0.0)
         return pre, torch.cat([pre * 2 - 1, mask], 1)
 
+    def to_image(self, pre: Tensor, y: Tensor) -> Tensor:
+        """Network output ([-1, 1] scale) -> image space: a correction of the pre-fill, or the image."""
+        return pre + y / 2 if self.cfg.residual else (y + 1) / 2
+
     def predict(self, image: Tensor, mask: Tensor, net: nn.Module | None = None) -> Tensor:
         """The raw output in [0, 1] space (not composited, may leave [0, 1] when residual)."""
         net = self.generator if net is None else net
         pre, x = self.network_input(image, mask)
-        y = net(x)
-        return pre + y / 2 if self.cfg.residual else (y + 1) / 2
+        return self.to_image(pre, net(x))
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         return self.composite(self.predict(image, mask, self.generator_ema).clamp(0, 1), image, mask)
@@ -365,7 +368,7 @@ class LaMa(InpaintMethod):
         ctx.freeze(self.discriminator)
         with ctx.autocast():
             y = self.generator(x)
-            pred = pre + y / 2 if cfg.residual else (y + 1) / 2
+            pred = self.to_image(pre, y)
             fake = self.d_input(self.composite(pred, image, mask))
             (fake_a, real_a), _ = diff_augment([fake, real], mask, cfg.augment, ctx.generator)
             logits_f, feats_f = self.discriminator(fake_a)
