@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("-n", type=int, default=0)
     p.add_argument("--radii", type=int, nargs="+", default=[2, 3, 4, 5])
+    p.add_argument("--also", nargs="*", default=["patchmatch"],
+                   help="labels already scored in --out to print beside the variants (default: patchmatch)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     ev = Evaluation(data, protocol, a.out, "cpu", 16, False, None, InceptionFeatures(None, "cpu", batch_size=16))
     contenders = [Contender(f"pm_r{r}", model=_PatchMatchVariant(r), fingerprint=f"pm_r{r}") for r in a.radii]
     rows = ev.run(contenders)
-    labels = [c.label for c in contenders]
+    labels = [c.label for c in contenders] + [x for x in a.also if x not in {c.label for c in contenders}]
     rows = [r for r in rows if r["model"] in labels]
     table = summarize(rows, labels, bucket_order(protocol), ev.metric_names, ev.realism_scores(rows, labels))
     print(format_markdown(table, ev.metric_names))
