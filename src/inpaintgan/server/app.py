@@ -150,7 +150,11 @@ class ModelPool:
             return []
         from inpaintgan.checkpoints import list_models
 
-        return [r for r in list_models() if r["installed"] and r["name"] not in self._loaded]
+        from inpaintgan.classical import CLASSICAL, DESCRIPTIONS, WORKING_SIZE
+
+        rows = [r for r in list_models() if r["installed"] and r["name"] not in self._loaded]
+        return rows + [dict(name=n, method=n, image_size=WORKING_SIZE, description=DESCRIPTIONS[n])
+                       for n in CLASSICAL if n not in self._loaded]
 
     def names(self) -> list[str]:
         return list(self._loaded) + [r["name"] for r in self._zoo_rows()]
@@ -188,7 +192,9 @@ class ModelPool:
             if inp is None:
                 from inpaintgan.checkpoints import MODEL_ZOO
 
-                if name not in MODEL_ZOO:  # only zoo names reach from_pretrained: never a path
+                from inpaintgan.classical import CLASSICAL
+
+                if name not in MODEL_ZOO and name not in CLASSICAL:  # only names reach from_pretrained: never a path
                     raise ApiError(400, "unknown_model", f"unknown model {name!r}")
                 inp = Inpainter.from_pretrained(name, device=self.device)
                 self._loaded[name] = inp
