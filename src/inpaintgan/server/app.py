@@ -610,7 +610,7 @@ def create_app(
         version=__version__,
         description="Image inpainting with GANs: remove objects from photos. The web page is at /.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # served with local assets by add_product_routes (works offline)
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -705,6 +705,10 @@ def create_app(
             "queue": queue.state(),
             "limits": asdict(limits),
         }
+
+    from inpaintgan.server.product import add_product_routes
+
+    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
