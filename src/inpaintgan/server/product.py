@@ -7,8 +7,8 @@
   ``image`` (and ``object`` / ``background``) as base64 strings or ``data:`` URLs and ``box`` as a
   list or a string. Returns the object's mask as a PNG (L, 255 = object), the image's size, ready to
   be sent as the ``mask`` of ``/api/v1/inpaint``.
-- ``GET /api/v1/docs``: Swagger UI with its assets served by this server (the ``swagger-ui-bundle``
-  package), so the page works offline; ``/api/v1/docs-assets/...`` holds the assets.
+- ``GET /api/v1/docs``: Swagger UI with its assets served by this server (the files shipped in the
+  ``fastapi-offline`` package), so the page works offline; ``/api/v1/docs-assets/...`` holds them.
 
 Selections run in the inference queue (bounded like inpainting: 503 + ``Retry-After`` when full).
 """
@@ -237,10 +237,10 @@ def add_product_routes(app: FastAPI, queue: InferenceQueue, limits: ServerLimits
 
     @app.get(f"{API}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        if assets is None:  # pragma: no cover - swagger-ui-bundle is a dependency
+        if assets is None:  # pragma: no cover - fastapi-offline is a dependency
             return HTMLResponse(
                 f"<!doctype html><title>inpaintgan API</title><p>The API documentation page needs the "
-                f"swagger-ui-bundle package (pip install swagger-ui-bundle). The OpenAPI schema is at "
+                f"fastapi-offline package (pip install fastapi-offline). The OpenAPI schema is at "
                 f"<a href='{API}/openapi.json'>{API}/openapi.json</a>.</p>")
         return get_swagger_ui_html(
             openapi_url=f"{API}/openapi.json", title=f"{app.title} API",
@@ -251,13 +251,16 @@ def add_product_routes(app: FastAPI, queue: InferenceQueue, limits: ServerLimits
 
 
 def swagger_assets_dir() -> Path | None:
-    """The Swagger UI files of the ``swagger-ui-bundle`` package, or None without it."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
+    """Swagger UI 5 (it renders FastAPI's OpenAPI 3.1 schema) as shipped in the ``fastapi-offline``
+    package's static folder, or None without it. (The ``swagger-ui-bundle`` package ships Swagger UI
+    4, which refuses OpenAPI 3.1: "Unable to render this definition".)"""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(str(swagger_ui_path))
-    return path if (path / "swagger-ui-bundle.js").is_file() else None
+    path = Path(list(spec.submodule_search_locations)[0]) / "static"
+    return path if (path / "swagger-ui-bundle.js").is_file() and (path / "swagger-ui.css").is_file() else None
 
 
 __all__ = ["add_product_routes", "parse_box", "segment_work", "swagger_assets_dir"]
