@@ -77,3 +77,12 @@ def test_bad_boxes_are_one_line_errors():
         select_object(img, None)
     with pytest.raises(SegmentError, match="is 10x10 but the image is 64x64"):
         select_object(img, (5, 5, 40, 40), object_strokes=np.zeros((10, 10), bool))
+
+
+def test_strokes_outside_the_box_are_ignored():
+    """An object stroke left from another selection does not pull this one toward it."""
+    img, obj, box = synthetic_scene("square", size=160, seed=2)
+    stray = np.zeros_like(obj)
+    stray[2:6, 2:6] = True  # outside the box, inside GrabCut's margin
+    sel = select_object(img, box, object_strokes=stray)
+    assert not sel[stray].any() and iou(sel, obj) >= 0.9

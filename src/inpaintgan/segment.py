@@ -119,7 +119,7 @@ def select_object(
     ``box``: (x0, y0, x1, y1) around the object, image pixels (None: the whole image, then strokes
     are needed). ``object_strokes`` / ``background_strokes``: masks (bool / uint8 (H, W), PIL or a
     path) of pixels the user marked as certainly object / certainly background; they override the
-    box. ``max_side``: the working resolution's long side. Raises :class:`SegmentError` for a
+    box; only strokes inside the box count. ``max_side``: the working resolution's long side. Raises :class:`SegmentError` for a
     box outside the image, or strokes and box that leave nothing to cut.
     """
     rgb = _as_rgb_uint8(image)
@@ -131,6 +131,12 @@ def select_object(
             raise SegmentError("give a box around the object, or object strokes")
         box = (0, 0, w, h)
     x0, y0, x1, y1 = check_box(box, w, h)
+    inbox = np.zeros((h, w), bool)
+    inbox[y0:y1, x0:x1] = True
+    # only strokes inside the box count (outside it everything is background anyway; an object
+    # stroke there belongs to another selection)
+    fg = fg & inbox if fg is not None and (fg & inbox).any() else None
+    bg = bg & inbox if bg is not None and (bg & inbox).any() else None
     if iterations < 1:
         raise SegmentError(f"iterations must be >= 1, got {iterations}")
 
