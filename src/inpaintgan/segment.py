@@ -170,6 +170,7 @@ def select_object(
 
     bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[:, :, ::-1])
+    cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: the same input, the same cut
     cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, int(iterations), cv2.GC_INIT_WITH_MASK)
     obj = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     if keep_largest:
@@ -223,6 +224,7 @@ def _refine_edges(rgb: np.ndarray, soft: np.ndarray) -> np.ndarray:
         return inner
     labels = np.where(sure_fg, cv2.GC_FGD, np.where(maybe, np.where(inner, cv2.GC_PR_FGD, cv2.GC_PR_BGD), cv2.GC_BGD)).astype(np.uint8)
     try:
+        cv2.setRNGSeed(0)
         cv2.grabCut(np.ascontiguousarray(rgb[:, :, ::-1]), labels, None, np.zeros((1, 65)), np.zeros((1, 65)), 1,
                     cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # degenerate colour statistics in the band: keep the upsampled mask
