@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_webui import CHROMIUM, CHROMIUM_ARGS, canvas, open_file, remove_and_wait, require_browser, stroke
 
 from inpaintgan.imageio import dilate_mask
 from inpaintgan.inpainter import Inpainter
 from inpaintgan.methods.glcic import GLCIC, GLCICConfig
 from inpaintgan.segment import iou, synthetic_scene
 from inpaintgan.server.app import create_app
+from test_webui import CHROMIUM, CHROMIUM_ARGS, canvas, open_file, remove_and_wait, require_browser, stroke
 
 
 class RecordingInpainter(Inpainter):

@@ -73,9 +73,9 @@ def run_photos(photos: Path, gt_file: Path, out: Path | None) -> list[dict]:
         rows.append(dict(photo=name, file=e["file"], size=f"{img.shape[1]}x{img.shape[0]}", iou=iou(sel, truth),
                          box_iou=iou(box_mask(truth.shape, e["box"]), truth), seconds=seconds))
         if out is not None:
-            def tint(m):
-                return np.where(m[..., None], (0.45 * img + 0.55 * np.array([255, 40, 200])).astype(np.uint8), img)
-            Image.fromarray(np.concatenate([img, tint(truth), tint(sel)], 1)).save(out / f"{name}.png")
+            pink = (0.45 * img + 0.55 * np.array([255, 40, 200])).astype(np.uint8)
+            tints = [np.where(m[..., None], pink, img) for m in (truth, sel)]
+            Image.fromarray(np.concatenate([img, *tints], 1)).save(out / f"{name}.png")
     return rows
 
 

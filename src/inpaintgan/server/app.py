@@ -149,7 +149,6 @@ class ModelPool:
         if not self.zoo:
             return []
         from inpaintgan.checkpoints import list_models
-
         from inpaintgan.classical import CLASSICAL, DESCRIPTIONS, WORKING_SIZE
 
         rows = [r for r in list_models() if r["installed"] and r["name"] not in self._loaded]
@@ -191,7 +190,6 @@ class ModelPool:
             inp = self._loaded.get(name)
             if inp is None:
                 from inpaintgan.checkpoints import MODEL_ZOO
-
                 from inpaintgan.classical import CLASSICAL
 
                 if name not in MODEL_ZOO and name not in CLASSICAL:  # only names reach from_pretrained: never a path

@@ -27,7 +27,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from inpaintgan.server.app import (
