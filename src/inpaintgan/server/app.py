@@ -583,6 +583,7 @@ def create_app(
     zoo: bool = True,
     limits: ServerLimits | None = None,
     allowed_hosts: list[str] | None = None,
+    folder: Any = None,
 ) -> FastAPI:
     """The ASGI app.
 
@@ -591,6 +592,7 @@ def create_app(
     request). ``models``: more in-memory models requests may name. ``zoo``: also offer the installed
     zoo models (loaded on first use). ``allowed_hosts``: accepted ``Host`` headers (None = any;
     ``inpaintgan serve`` on a loopback address passes the loopback names, against DNS rebinding).
+    ``folder``: a :class:`~inpaintgan.server.folder.Folder` (``serve --input DIR --output-dir OUT``).
     """
     limits = limits or ServerLimits()
     if inpainter is None:
@@ -707,6 +709,9 @@ def create_app(
     from inpaintgan.server.product import add_product_routes
 
     add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
+    from inpaintgan.server.folder import add_folder_routes
+
+    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

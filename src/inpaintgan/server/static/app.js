@@ -17,7 +17,7 @@
     fileInput: $('file-input'), openBtn: $('open-btn'), emptyOpenBtn: $('empty-open-btn'),
     brushBtn: $('brush-btn'), eraserBtn: $('eraser-btn'), selectBtn: $('select-btn'), repeatBtn: $('repeat-btn'),
     settingsBtn: $('settings-btn'), settingsPanel: $('settings-panel'), strategy: $('strategy-select'),
-    blend: $('blend-select'), downloadFormat: $('download-format'), size: $('brush-size'), sizeValue: $('brush-size-value'),
+    blend: $('blend-select'), downloadFormat: $('download-format'), strip: $('strip'), size: $('brush-size'), sizeValue: $('brush-size-value'),
     undoBtn: $('undo-btn'), redoBtn: $('redo-btn'), clearBtn: $('clear-btn'),
     zoomIn: $('zoom-in-btn'), zoomOut: $('zoom-out-btn'), fitBtn: $('fit-btn'), zoomValue: $('zoom-value'),
     model: $('model-select'), dilate: $('dilate-select'), removeBtn: $('remove-btn'), downloadBtn: $('download-btn'),
@@ -61,6 +61,8 @@
     inputQuality: 0.95, // the opened JPEG's estimated quality (0..1)
     selecting: null, // {x0, y0, x1, y1} image px while a box is dragged
     lastMask: null, // the strokes of the last Remove ("repeat last mask")
+    folder: null, // serve --input: {images: [{name, saved}], output_dir}
+    folderName: null, // the folder image open now (its results are saved to the output folder)
   };
 
   const current = () => state.history[state.index] || null;
@@ -101,6 +103,7 @@
       }
       restoreSettings();
       updateSettingsSummary();
+      await loadFolder();
     } catch (err) {
       showMessage(`Cannot reach the inpaintgan server (${err.message}). Is 'inpaintgan serve' running?`);
     }
@@ -148,6 +151,7 @@
         return;
       }
     }
+    state.folderName = null;
     state.inputType = blob.type || 'image/png';
     state.inputQuality = state.inputType === 'image/jpeg' ? await jpegQuality(blob) : 0.95;
     state.lastMask = null;
@@ -723,6 +727,7 @@
       const model = res.headers.get('X-Inpaint-Model') || el.model.value;
       state.lastInfo = `${model}: filled in ${((performance.now() - started) / 1000).toFixed(1)} s`;
       applyState();
+      if (state.folderName) await saveToFolder(state.folderName, blob);
     } catch (err) {
       if (err.name === 'AbortError') showMessage('Cancelled.', 'info');
       else showMessage(`The request failed: ${err.message || err}. Is the server still running?`);
@@ -844,6 +849,58 @@
     pushState({ image: cur.image, strokes: state.lastMask, before: cur.before });
     state.compare.on = false;
     applyState();
+  }
+
+  // --------------------------------------------------------------------------------- folder
+
+  /** serve --input: a strip of thumbnails; a click opens the photo, each Remove saves its result. */
+  async function loadFolder() {
+    const info = await fetch(`${API}/folder`).then((r) => r.json());
+    if (!info.enabled) return;
+    state.folder = info;
+    el.strip.replaceChildren();
+    for (const img of info.images) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.name = img.name;
+      b.title = img.name;
+      b.classList.toggle('saved', img.saved);
+      const t = document.createElement('img');
+      t.alt = img.name;
+      t.src = `${API}/folder/thumb/${encodeURIComponent(img.name)}`;
+      b.append(t);
+      b.addEventListener('click', () => openFromFolder(img.name));
+      el.strip.append(b);
+    }
+    el.strip.hidden = false;
+  }
+
+  async function openFromFolder(name) {
+    if (state.request) return;
+    try {
+      const res = await fetch(`${API}/folder/image/${encodeURIComponent(name)}`);
+      if (!res.ok) { showMessage(await errorText(res)); return; }
+      await openBlob(await res.blob(), name);
+      state.folderName = name;
+      for (const b of el.strip.children) b.classList.toggle('current', b.dataset.name === name);
+    } catch (err) {
+      showMessage(`Cannot open ${name}: ${err.message || err}`);
+    }
+  }
+
+  async function saveToFolder(name, blob) {
+    const body = new FormData();
+    body.append('image', blob, 'result.png');
+    try {
+      const res = await fetch(`${API}/folder/save/${encodeURIComponent(name)}`, { method: 'POST', body });
+      if (!res.ok) { showMessage(`Not saved: ${await errorText(res)}`); return; }
+      const data = await res.json();
+      state.lastInfo += ` · saved ${data.name} to the output folder`;
+      for (const b of el.strip.children) if (b.dataset.name === name) b.classList.add('saved');
+      updateControls();
+    } catch (err) {
+      showMessage(`Not saved: ${err.message || err}`);
+    }
   }
 
   // --------------------------------------------------------------------------------- settings
@@ -989,6 +1046,7 @@
       return [left + state.view.x + x * state.view.zoom, top + state.view.y + y * state.view.zoom];
     },
     openBlob,
+    openFromFolder,
   };
   updateControls();
   requestRender();
