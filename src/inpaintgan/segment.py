@@ -239,10 +239,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def synthetic_scene(kind: str, size: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Box]:
+def synthetic_scene(kind: str, size: int = 160, seed: int = 0, background: bool = False) -> tuple:
     """A test scene: an object of known shape (``disc``, ``square``, ``triangle``, ``ring``, ``blob``)
     on a textured background. Returns (RGB uint8 (H, W, 3), the object's mask, a box around it with
-    a few pixels of slack)."""
+    a few pixels of slack), and with ``background=True`` also the background without the object
+    (uint8), the ground truth of removing it."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     # background: two colours in a random stripe / checker texture plus noise
@@ -283,6 +284,8 @@ def synthetic_scene(kind: str, size: int = 160, seed: int = 0) -> tuple[np.ndarr
     ys, xs = np.nonzero(obj)
     slack = max(3, size // 16)
     box = (int(xs.min()) - slack, int(ys.min()) - slack, int(xs.max()) + 1 + slack, int(ys.max()) + 1 + slack)
+    if background:
+        return img, obj, box, np.clip(bgimg, 0, 255).astype(np.uint8)
     return img, obj, box
 
 
