@@ -382,9 +382,10 @@
     const { w, h } = stageSize();
     const iw = cur.image.bitmap.width;
     const ih = cur.image.bitmap.height;
-    const zoom = Math.min(4, (w - 48) / iw, (h - 96) / ih);
+    const left = el.strip.hidden ? 0 : 120; // the folder's thumbnail strip
+    const zoom = Math.min(4, (w - 48 - left) / iw, (h - 96) / ih);
     state.view.zoom = Math.max(0.01, zoom);
-    state.view.x = (w - iw * state.view.zoom) / 2;
+    state.view.x = left + (w - left - iw * state.view.zoom) / 2;
     state.view.y = (h - ih * state.view.zoom) / 2;
     updateControls();
     requestRender();
