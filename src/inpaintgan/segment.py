@@ -9,8 +9,8 @@ and cuts the image along strong edges between them. Here it is seeded with a box
 is background, everything inside is "probably object") and, optionally, with strokes the user marked
 as certainly object / certainly background. Large images are cut at a working resolution (the long
 side at most ``max_side`` px; the box is enlarged by a margin so GrabCut sees background around the
-object), and the mask is brought back to full size with the object's edges snapped on the
-full-resolution image.
+object), and the mask is brought back to full size with the object's edges snapped on the image at
+up to twice that scale (one more GrabCut pass in a band around the boundary).
 
 The result is the largest connected part of the cut (or, with object strokes, the parts they touch),
 small holes inside it filled: a removal mask should cover the whole object.
@@ -25,7 +25,9 @@ import numpy as np
 from PIL import Image
 
 #: GrabCut runs at most at this long side (px); larger images are cut at this scale
-MAX_SIDE = 640
+MAX_SIDE = 512
+#: the edges are snapped at most at this times MAX_SIDE (larger crops: upsampled from there)
+REFINE_FACTOR = 1.5
 #: GrabCut iterations
 ITERATIONS = 5
 #: context kept around the box, as a fraction of the box's size (and at least MIN_MARGIN px)
@@ -176,9 +178,14 @@ def select_object(
     if keep_largest:
         obj = _clean(obj, fg_small)
 
-    if scale < 1:  # back to full size: upsample the soft mask, snap it on the full-resolution edges
-        soft = cv2.resize(obj.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR)
-        obj = _refine_edges(crop, soft)
+    if scale < 1:  # back to full size: upsample the soft mask, snap it on the edges at up to 2x that scale
+        rscale = min(1.0, REFINE_FACTOR * max_side / max(ch, cw))
+        rw, rh = max(1, round(cw * rscale)), max(1, round(ch * rscale))
+        fine = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_AREA) if rscale < 1 else crop
+        soft = cv2.resize(obj.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
+        obj = _refine_edges(fine, soft)
+        if rscale < 1:
+            obj = cv2.resize(obj.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) > 0.5
     out = np.zeros((h, w), bool)
     out[cy0:cy1, cx0:cx1] = obj
     out[:y0, :] = out[y1:, :] = False  # the box bounds the object
