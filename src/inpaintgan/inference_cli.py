@@ -70,6 +70,12 @@ def find_masks(image: Path, mask_dir: Path) -> list[Path]:
                             f"{stem}_mask.png, {stem}_mask000.png, ...)")
 
 
+def _attention_hint() -> str:
+    from inpaintgan.catalog import suggestion
+
+    return suggestion("attention-map", "use a model that has one (e.g. method deepfill)")
+
+
 def glob_escape(s: str) -> str:
     import glob
 
@@ -175,9 +181,15 @@ def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndar
         raise CLIError("--blend, --prefill, --attention-map and --strategy crop/resize apply to plain inpainting only")
     method = inpainter.method
     if args.task == "harmonize" and not hasattr(method, "harmonize"):
-        raise CLIError(f"--task harmonize: model {args.model} (method {method.name!r}) cannot harmonize; use e.g. a btgmi model")
+        from inpaintgan.catalog import suggestion
+
+        raise CLIError(f"--task harmonize: model {args.model} (method {method.name!r}) cannot harmonize; "
+                       f"{suggestion('harmonize', 'use e.g. a btgmi model')}")
     if args.guide is not None and not hasattr(method, "guided_inpaint"):
-        raise CLIError(f"--guide: model {args.model} (method {method.name!r}) has no guided inpainting; use e.g. a btgmi model")
+        from inpaintgan.catalog import suggestion
+
+        raise CLIError(f"--guide: model {args.model} (method {method.name!r}) has no guided inpainting; "
+                       f"{suggestion('guided', 'use e.g. a btgmi model')}")
     if args.guide is None:
         return None
     return read_image(args.guide, args.max_pixels), read_mask(args.guide_mask, args.max_pixels)
@@ -219,12 +231,12 @@ def cmd_fill(args: argparse.Namespace) -> int:
     if attention_paths is not None and not hasattr(inpainter.method, "inpaint_with_attention"):
         raise CLIError(
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) has no contextual attention "
-            "layer; use a model that has one (e.g. method deepfill)"
+            f"layer; {_attention_hint()}"
         )
     if attention_paths is not None and not getattr(inpainter.method, "has_attention", True):
         raise CLIError(
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) was built without its "
-            "contextual attention layer (config attention: false); use a model trained with attention"
+            f"contextual attention layer (config attention: false); {_attention_hint()}"
         )
     attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
@@ -367,6 +379,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     for name in CLASSICAL:
         print(f"{name:<16} {name:<10} {f'{WORKING_SIZE}px':>6}  {'yes':<9}  {DESCRIPTIONS[name]}")
+    if args.all:
+        from inpaintgan.catalog import research_models
+
+        rows = research_models()
+        print(f"\nResearch models in this checkout ({len(rows)}; use with --model PATH):")
+        for r in rows:
+            size = f"{r['image_size']}px" if r["image_size"] else "?"
+            print(f"{r['name']:<20} {r['method']:<9} {size:>6}  {r['file_mb']:>5} MB  tasks: {', '.join(r['tasks']) or '?'};"
+                  f" data: {r['data']}" + (f", {r['steps']} steps" if r["steps"] else ""))
+            print(f"{'':<20} {r['path']}" + (f"  (docs/results.md: {r['section']})" if r["section"] else ""))
+    else:
+        print("inpaintgan models --all also lists the research models of a checkout (docs/eval/*/models).")
     print("Any .safetensors model file can be given instead of a name (--model PATH).")
     return 0
 
@@ -438,6 +462,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("models", help="list the named models (installed or not, where, what)")
+    p.add_argument("--all", action="store_true",
+                   help="also the research models of a checkout (docs/eval/*/models; INPAINTGAN_MODEL_DIRS)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("download", help="download named models into the cache (checksum verified)",
