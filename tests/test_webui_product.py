@@ -173,6 +173,18 @@ def test_box_select_then_remove_and_the_slider_shows_the_result_at_after(page, s
     assert not page.errors, page.errors
 
 
+def test_a_click_inside_an_object_selects_it(page, scene):
+    d, img, obj, box = scene
+    open_file(page, d / "scene.png")
+    page.click("#select-btn")
+    ys, xs = np.nonzero(obj)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    page.mouse.click(*page.evaluate("([x, y]) => window.inpaintgan.imageToClient(x, y)", [cx + 0.5, cy + 0.5]))
+    page.wait_for_function("() => window.inpaintgan.state.index === 1 && !window.inpaintgan.state.request", timeout=20_000)
+    sel = canvas(page, "mask-canvas")[..., 3] > 127
+    assert iou(sel, obj) >= 0.9, iou(sel, obj)
+
+
 def test_repeat_last_mask_on_the_result(page, scene):
     d, img, obj, box = scene
     open_file(page, d / "scene.png")
