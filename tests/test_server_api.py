@@ -351,7 +351,8 @@ def test_installed_zoo_models_are_offered_by_name_and_loaded_once(inpainter, tmp
     path = save_model(tiny_method(seed=3), tmp_path / "tiny_zoo.safetensors")
     with TestClient(create_app(inpainter, limits=LIMITS)) as c:
         rows = {m["name"]: m for m in c.get(f"{API}/models").json()["models"]}
-        assert set(rows) == {"tiny", "tiny-zoo"}  # 'default' and 'glcic-cifar10' are not installed here
+        # 'default' and 'glcic-cifar10' are not installed here; the classical fills need no file
+        assert set(rows) == {"tiny", "tiny-zoo", "telea", "ns", "patchmatch"}
         assert rows["tiny-zoo"]["loaded"] is False and rows["tiny-zoo"]["description"] == "a tiny zoo model"
         r = post(c, model="tiny-zoo")
         assert r.status_code == 200 and r.headers["x-inpaint-model"] == "tiny-zoo"
@@ -359,7 +360,7 @@ def test_installed_zoo_models_are_offered_by_name_and_loaded_once(inpainter, tmp
         assert np.array_equal(decode(r.content), np.asarray(expected))
         rows = {m["name"]: m for m in c.get(f"{API}/models").json()["models"]}
         assert rows["tiny-zoo"]["loaded"] is True
-        assert_error(post(c, model="default"), 400, "unknown_model", "available models: tiny, tiny-zoo")
+        assert_error(post(c, model="default"), 400, "unknown_model", "available models: tiny, tiny-zoo, telea, ns, patchmatch")
 
 
 def test_limits_are_validated():

@@ -282,12 +282,16 @@ def test_write_readme_screenshot(browser, server_url):
     page.evaluate("() => window.inpaintgan.ready")
     models = page.eval_on_selector_all("#model-select option", "els => els.map(e => e.value)")
     if "default" in models:
+        page.click("#settings-btn")
         page.select_option("#model-select", "default")
+        page.click("#settings-btn")
     page.set_input_files("#file-input", str(ROOT / "src/inpaintgan/assets/mountain.jpg"))
     page.wait_for_function("() => window.inpaintgan.state.index === 0")
     stroke(page, [(74, 40), (74, 50), (73, 57)])
     stroke(page, [(68, 44), (80, 44)])
+    page.click("#settings-btn")
     page.select_option("#dilate-select", "4")
+    page.click("#settings-btn")  # closed again
     remove_and_wait(page, 3)
     page.evaluate("""() => {
         const s = document.getElementById('compare-slider');

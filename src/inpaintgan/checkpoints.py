@@ -270,7 +270,8 @@ def _zoo_entry(name: str) -> dict[str, Any]:
 
     if name not in MODEL_ZOO:
         raise UnknownNameError(
-            f"unknown model {name!r}; known models: {', '.join(sorted(MODEL_ZOO)) or '(none)'} "
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODEL_ZOO)) or '(none)'}; "
+            "classical fills: telea, ns, patchmatch "
             f"(or give the path of a {'/'.join(MODEL_SUFFIXES)} file)"
         )
     return MODEL_ZOO[name]

@@ -46,15 +46,48 @@ def collect_inputs(paths: list[str]) -> list[Path]:
 
 def find_mask(image: Path, mask_dir: Path) -> Path:
     """The mask of ``image`` in ``mask_dir``: same stem, ``.png`` first, then the other image
-    extensions, then ``<stem>_mask.<ext>``. FileNotFoundError names what was looked for."""
+    extensions, then ``<stem>_mask.<ext>``, then LaMa's ``<stem>_mask<N>.png`` (the first of
+    them; :func:`find_masks` gives them all). FileNotFoundError names what was looked for."""
+    return find_masks(image, mask_dir)[0]
+
+
+def find_masks(image: Path, mask_dir: Path) -> list[Path]:
+    """Every mask of ``image`` in ``mask_dir``: one file named like the image (see
+    :func:`find_mask`), else all of LaMa's ``<stem>_mask000.png``, ``<stem>_mask001.png``, ...
+    (``fill`` removes their union)."""
     stem = image.stem
     exts = (".png",) + tuple(e for e in IMAGE_EXTS if e != ".png")
     for name in (stem, f"{stem}_mask"):
         for ext in exts:
             for cand in (mask_dir / f"{name}{ext}", mask_dir / f"{name}{ext.upper()}"):
                 if cand.is_file() and cand.resolve() != image.resolve():
-                    return cand
-    raise FileNotFoundError(f"no mask for {image.name} in {mask_dir} (looked for {stem}.png, {stem}.jpg, ..., {stem}_mask.png, ...)")
+                    return [cand]
+    lama = sorted(p for p in mask_dir.glob(f"{glob_escape(stem)}_mask*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS and is_lama_mask_name(p.name, stem))
+    if lama:
+        return lama
+    raise FileNotFoundError(f"no mask for {image.name} in {mask_dir} (looked for {stem}.png, {stem}.jpg, ..., "
+                            f"{stem}_mask.png, {stem}_mask000.png, ...)")
+
+
+def _attention_hint() -> str:
+    from inpaintgan.catalog import suggestion
+
+    return suggestion("attention-map", "use a model that has one (e.g. method deepfill)")
+
+
+def glob_escape(s: str) -> str:
+    import glob
+
+    return glob.escape(s)
+
+
+def is_lama_mask_name(name: str, stem: str | None = None) -> bool:
+    """True for LaMa's mask naming ``<stem>_mask<digits>.<ext>`` (of ``stem``, if given)."""
+    import re
+
+    m = re.fullmatch(r"(.+)_mask\d*\.[A-Za-z]+", name)
+    return bool(m) and (stem is None or m.group(1) == stem)
 
 
 def _resolved(p: Path) -> Path:
@@ -148,9 +181,15 @@ def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndar
         raise CLIError("--blend, --prefill, --attention-map and --strategy crop/resize apply to plain inpainting only")
     method = inpainter.method
     if args.task == "harmonize" and not hasattr(method, "harmonize"):
-        raise CLIError(f"--task harmonize: model {args.model} (method {method.name!r}) cannot harmonize; use e.g. a btgmi model")
+        from inpaintgan.catalog import suggestion
+
+        raise CLIError(f"--task harmonize: model {args.model} (method {method.name!r}) cannot harmonize; "
+                       f"{suggestion('harmonize', 'use e.g. a btgmi model')}")
     if args.guide is not None and not hasattr(method, "guided_inpaint"):
-        raise CLIError(f"--guide: model {args.model} (method {method.name!r}) has no guided inpainting; use e.g. a btgmi model")
+        from inpaintgan.catalog import suggestion
+
+        raise CLIError(f"--guide: model {args.model} (method {method.name!r}) has no guided inpainting; "
+                       f"{suggestion('guided', 'use e.g. a btgmi model')}")
     if args.guide is None:
         return None
     return read_image(args.guide, args.max_pixels), read_mask(args.guide_mask, args.max_pixels)
@@ -167,6 +206,15 @@ def cmd_fill(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.images)
     if not inputs:
         raise CLIError("no input images found")
+    mask_dir = Path(args.mask_dir) if args.mask_dir else None
+    if mask_dir is not None and not mask_dir.is_dir():
+        raise CLIError(f"mask folder not found: {mask_dir}")
+    if mask_dir is not None:  # LaMa's layout: NAME.png beside NAME_mask000.png in one folder
+        masks_here = [p for p in inputs if _resolved(p.parent) == _resolved(mask_dir) and is_lama_mask_name(p.name)
+                      and any(is_lama_mask_name(p.name, q.stem) for q in inputs)]
+        inputs = [p for p in inputs if p not in masks_here]
+        if not inputs:
+            raise CLIError("no input images found (only masks)")
     single = len(args.images) == 1 and not Path(args.images[0]).is_dir()
     out_dir, outputs = plan_outputs(inputs, args.output, args.format, single)
     shared_mask = None
@@ -174,9 +222,6 @@ def cmd_fill(args: argparse.Namespace) -> int:
     if args.mask:
         shared_mask = read_mask(args.mask, args.max_pixels)
         protected.add(_resolved(Path(args.mask)))
-    mask_dir = Path(args.mask_dir) if args.mask_dir else None
-    if mask_dir is not None and not mask_dir.is_dir():
-        raise CLIError(f"mask folder not found: {mask_dir}")
 
     inpainter = Inpainter.from_pretrained(args.model, device=args.device, working_size=args.working_size)
     guide = guide_inputs(args, inpainter)
@@ -186,29 +231,37 @@ def cmd_fill(args: argparse.Namespace) -> int:
     if attention_paths is not None and not hasattr(inpainter.method, "inpaint_with_attention"):
         raise CLIError(
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) has no contextual attention "
-            "layer; use a model that has one (e.g. method deepfill)"
+            f"layer; {_attention_hint()}"
         )
     if attention_paths is not None and not getattr(inpainter.method, "has_attention", True):
         raise CLIError(
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) was built without its "
-            "contextual attention layer (config attention: false); use a model trained with attention"
+            f"contextual attention layer (config attention: false); {_attention_hint()}"
         )
     attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
-    bar = tqdm(list(zip(inputs, outputs)), desc="fill", unit="img", disable=True if args.quiet else None, file=sys.stderr)
+    from inpaintgan.progress import progress
+
+    bar = progress(list(zip(inputs, outputs)), desc="fill", unit="img", quiet=args.quiet)
     for src, dst in bar:
         try:
-            mask_path = find_mask(src, mask_dir) if mask_dir is not None else Path(args.mask)
+            mask_paths = find_masks(src, mask_dir) if mask_dir is not None else [Path(args.mask)]
+            mask_path = mask_paths[0]
             key = _resolved(dst)
-            if key in protected or key == _resolved(mask_path) or any(_same_file(dst, p) for p in (src, mask_path)):
+            if key in protected or key in {_resolved(p) for p in mask_paths} or any(_same_file(dst, p) for p in (src, *mask_paths)):
                 raise CLIError(f"output {dst} would overwrite an input; choose another -o")
             if key in written:
                 raise CLIError(f"output name {dst.name} is already taken by {written[key]} (same file name in two inputs)")
             image = read_image(src, args.max_pixels)
             mask = shared_mask if shared_mask is not None else read_mask(mask_path, args.max_pixels)
+            for extra in mask_paths[1:]:  # LaMa's <stem>_mask000.png, _mask001.png, ...: their union
+                more = read_mask(extra, args.max_pixels)
+                if more.shape != mask.shape:
+                    raise CLIError(f"masks {mask_path.name} and {extra.name} have different sizes")
+                mask = mask | more
             mask = fit_mask(mask, image.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -322,6 +375,22 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{'':<16} missing: expected at {r['path']}")
         else:
             print(f"{'':<16} not downloaded: 'inpaintgan download {r['name']}' puts it at {r['path']}")
+    from inpaintgan.classical import CLASSICAL, DESCRIPTIONS, WORKING_SIZE
+
+    for name in CLASSICAL:
+        print(f"{name:<16} {name:<10} {f'{WORKING_SIZE}px':>6}  {'yes':<9}  {DESCRIPTIONS[name]}")
+    if args.all:
+        from inpaintgan.catalog import research_models
+
+        rows = research_models()
+        print(f"\nResearch models in this checkout ({len(rows)}; use with --model PATH):")
+        for r in rows:
+            size = f"{r['image_size']}px" if r["image_size"] else "?"
+            print(f"{r['name']:<20} {r['method']:<9} {size:>6}  {r['file_mb']:>5} MB  tasks: {', '.join(r['tasks']) or '?'};"
+                  f" data: {r['data']}" + (f", {r['steps']} steps" if r["steps"] else ""))
+            print(f"{'':<20} {r['path']}" + (f"  (docs/results.md: {r['section']})" if r["section"] else ""))
+    else:
+        print("inpaintgan models --all also lists the research models of a checkout (docs/eval/*/models).")
     print("Any .safetensors model file can be given instead of a name (--model PATH).")
     return 0
 
@@ -347,7 +416,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default="default", help="zoo name (see 'inpaintgan models') or a .safetensors file (default: default)")
+    p.add_argument("--model", "-m", default="default", help="zoo name or classical fill (telea, ns, patchmatch; see 'inpaintgan models') or a .safetensors file (default: default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
@@ -360,7 +429,8 @@ def register(sub: Any) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files and/or folders of images")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--mask", help="one mask for every image (white = hole)")
-    g.add_argument("--mask-dir", help="folder of masks named like the images (same stem, .png preferred; or <stem>_mask.*)")
+    g.add_argument("--mask-dir", help="folder of masks named like the images (same stem, .png preferred; or <stem>_mask.*; "
+                   "or LaMa's <stem>_mask000.png, ... whose union is removed)")
     p.add_argument("--output", "-o", required=True, help="output file (one input file) or folder")
     _add_model_args(p)
     p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
@@ -392,6 +462,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("models", help="list the named models (installed or not, where, what)")
+    p.add_argument("--all", action="store_true",
+                   help="also the research models of a checkout (docs/eval/*/models; INPAINTGAN_MODEL_DIRS)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("download", help="download named models into the cache (checksum verified)",

@@ -436,7 +436,14 @@ class Inpainter:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default", device: str | torch.device = "auto", **kwargs: Any) -> Inpainter:
         """Load a model by zoo name (``list_models()``) or from a ``.safetensors`` file (a trainer
-        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused)."""
+        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused).
+        The classical fills ``telea``, ``ns`` and ``patchmatch`` are names too (no weights)."""
+        from inpaintgan.classical import CLASSICAL
+
+        if isinstance(name_or_path, str) and name_or_path in CLASSICAL:
+            from inpaintgan.classical import ClassicalMethod, classical_metadata
+
+            return cls(ClassicalMethod(name_or_path), classical_metadata(name_or_path), device=device, **kwargs)
         path = resolve_model(name_or_path)
         method, meta = load_any(path, "cpu")
         label = Path(str(name_or_path)).stem if is_model_path(name_or_path) else str(name_or_path)

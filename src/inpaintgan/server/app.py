@@ -149,8 +149,11 @@ class ModelPool:
         if not self.zoo:
             return []
         from inpaintgan.checkpoints import list_models
+        from inpaintgan.classical import CLASSICAL, DESCRIPTIONS, WORKING_SIZE
 
-        return [r for r in list_models() if r["installed"] and r["name"] not in self._loaded]
+        rows = [r for r in list_models() if r["installed"] and r["name"] not in self._loaded]
+        return rows + [dict(name=n, method=n, image_size=WORKING_SIZE, description=DESCRIPTIONS[n])
+                       for n in CLASSICAL if n not in self._loaded]
 
     def names(self) -> list[str]:
         return list(self._loaded) + [r["name"] for r in self._zoo_rows()]
@@ -187,8 +190,9 @@ class ModelPool:
             inp = self._loaded.get(name)
             if inp is None:
                 from inpaintgan.checkpoints import MODEL_ZOO
+                from inpaintgan.classical import CLASSICAL
 
-                if name not in MODEL_ZOO:  # only zoo names reach from_pretrained: never a path
+                if name not in MODEL_ZOO and name not in CLASSICAL:  # only names reach from_pretrained: never a path
                     raise ApiError(400, "unknown_model", f"unknown model {name!r}")
                 inp = Inpainter.from_pretrained(name, device=self.device)
                 self._loaded[name] = inp
@@ -579,6 +583,7 @@ def create_app(
     zoo: bool = True,
     limits: ServerLimits | None = None,
     allowed_hosts: list[str] | None = None,
+    folder: Any = None,
 ) -> FastAPI:
     """The ASGI app.
 
@@ -587,6 +592,7 @@ def create_app(
     request). ``models``: more in-memory models requests may name. ``zoo``: also offer the installed
     zoo models (loaded on first use). ``allowed_hosts``: accepted ``Host`` headers (None = any;
     ``inpaintgan serve`` on a loopback address passes the loopback names, against DNS rebinding).
+    ``folder``: a :class:`~inpaintgan.server.folder.Folder` (``serve --input DIR --output-dir OUT``).
     """
     limits = limits or ServerLimits()
     if inpainter is None:
@@ -604,7 +610,7 @@ def create_app(
         version=__version__,
         description="Image inpainting with GANs: remove objects from photos. The web page is at /.",
         openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        docs_url=None,  # served with local assets by add_product_routes (works offline)
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -699,6 +705,13 @@ def create_app(
             "queue": queue.state(),
             "limits": asdict(limits),
         }
+
+    from inpaintgan.server.product import add_product_routes
+
+    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
+    from inpaintgan.server.folder import add_folder_routes
+
+    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -52,11 +52,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         max_queued=args.max_queued,
     )
+    folder = None
+    if args.input or args.output_dir:
+        from inpaintgan.server.folder import Folder, FolderError
+
+        if not (args.input and args.output_dir):
+            raise CLIError("--input and --output-dir go together: a folder of photos and where their results go")
+        try:
+            folder = Folder(args.input, args.output_dir)
+        except FolderError as e:
+            raise CLIError(str(e)) from None
     inpainter = Inpainter.from_pretrained(args.model, device=args.device)
     allowed = None
     if is_loopback(args.host) and ":" not in args.host:  # Starlette's host check does not parse [::1]
         allowed = sorted({*LOOPBACK_NAMES, args.host})
-    app = create_app(inpainter, device=args.device, zoo=not args.no_zoo, limits=limits, allowed_hosts=allowed)
+    app = create_app(inpainter, device=args.device, zoo=not args.no_zoo, limits=limits, allowed_hosts=allowed, folder=folder)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the server "
               "(there is no authentication)", file=sys.stderr)
@@ -65,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         url = url_for(args.host, port)
         print(f"inpaintgan serve: model {inpainter.name} ({getattr(inpainter.method, 'name', '?')}, "
               f"{inpainter.image_size} px) on {inpainter.device}", flush=True)
+        if folder is not None:
+            print(f"{len(folder.files)} photos from {folder.input_dir}; results go to {folder.output_dir}", flush=True)
         print(f"Open {url} in a browser (API: {url}api/v1/docs). Press Ctrl+C to stop.", flush=True)
 
     class Server(uvicorn.Server):
@@ -96,6 +108,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model", "-m", default="default",
                    help="the served model: zoo name (see 'inpaintgan models') or a .safetensors file (default: default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--input", metavar="DIR", help="a folder of photos to work through in the page (thumbnails); "
+                   "each result is saved to --output-dir under the photo's name and format")
+    p.add_argument("--output-dir", metavar="DIR", help="where --input's results go (never the input folder)")
     p.add_argument("--no-zoo", action="store_true", help="offer only --model, not the other installed zoo models")
     p.add_argument("--max-in-flight", type=int, default=1, metavar="N", help="inferences at once (default 1)")
     p.add_argument("--max-queued", type=int, default=4, metavar="N",

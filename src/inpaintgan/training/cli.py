@@ -8,23 +8,44 @@ from pathlib import Path
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", help="YAML preset (see configs/); defaults reproduce the paper")
+    p.add_argument("--config", "-c",
+                   help="a preset name (inpaintgan config --list; e.g. glcic_cifar10) or a YAML file; defaults reproduce the paper")
+    p.add_argument("--data", metavar="DIR", help="the training data folder (same as --set data.root=DIR): a folder of images "
+                   "(recursive), or the dataset's own files for data.dataset=cifar10 / fashion_mnist")
+    p.add_argument("--val-data", metavar="DIR", help="a separate validation folder (same as --set data.val_root=DIR; "
+                   "with --data and without it, validation uses a seeded split of --data)")
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set train.batch_size=32 (repeatable; unknown keys are errors)",
     )
 
 
-def cmd_train(args) -> int:
+def _load(args):
+    """The resolved config of a command's -c / --data / --set."""
     from inpaintgan.config import load_config
-    from inpaintgan.training.trainer import train
+    from inpaintgan.presets import find_preset
 
     overrides = list(args.overrides)
+    if getattr(args, "data", None):  # explicit --set data.* values still win
+        # the preset's validation folder belongs to its own data: validate on a split of DIR instead
+        overrides[:0] = [f"data.root={args.data}", f"data.val_root={getattr(args, 'val_data', None) or ''}"]
+    elif getattr(args, "val_data", None):
+        overrides.insert(0, f"data.val_root={args.val_data}")
+    return load_config(find_preset(args.config) if args.config else None, overrides), overrides
+
+
+def cmd_train(args) -> int:
+    from inpaintgan.cli import CLIError
+    from inpaintgan.training.trainer import train
+
     if args.out:
-        overrides.append(f"train.out_dir={args.out}")
+        args.overrides.append(f"train.out_dir={args.out}")
     if args.device:
-        overrides.append(f"train.device={args.device}")
-    cfg = load_config(args.config, overrides)
+        args.overrides.append(f"train.device={args.device}")
+    cfg, _ = _load(args)
+    if cfg.data.dataset == "folder" and not Path(cfg.data.root).is_dir():
+        raise CLIError(f"data folder {cfg.data.root} not found; give a folder of your images with --data DIR "
+                       "(or --set data.root=DIR)")
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     if result.val:
         vals = ", ".join(f"{k} {v:.5g}" for k, v in result.val.items())
@@ -39,9 +60,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from inpaintgan.config import dump_config, load_config
+    from inpaintgan.config import dump_config
 
-    sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
+    if args.list:
+        from inpaintgan.presets import list_presets, preset_dir
+
+        rows = list_presets()
+        width = max((len(n) for n, _ in rows), default=0)
+        for name, desc in rows:
+            print(f"{name:<{width}}  {desc}")
+        print(f"({len(rows)} presets in {preset_dir()}; use one with -c NAME, e.g. inpaintgan train -c NAME --data DIR)")
+        return 0
+    cfg, _ = _load(args)
+    sys.stdout.write(dump_config(cfg))
     return 0
 
 
@@ -119,11 +150,13 @@ def register(sub) -> None:
     )
     p.add_argument("--export", metavar="FILE", help="after training, export the model to this .safetensors file")
     p.add_argument("--half", action="store_true", help="export weights in float16 (half the size)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", "-q", dest="no_progress", action="store_true",
+                   help="no progress (else a bar on a terminal, a plain line every 30 s in a log)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("config", help="print a resolved config (preset + overrides) as YAML")
+    p = sub.add_parser("config", help="print a resolved config (preset + overrides) as YAML; --list: the presets")
     _add_config_args(p)
+    p.add_argument("--list", action="store_true", help="list the shipped presets")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("methods", help="list the registered methods")

@@ -420,7 +420,9 @@ class Trainer:
             tqdm.write(f"resumed from {ckpt} at step {self.step}")
         last_ckpt = ckpt
         start_time = time.time()
-        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, desc=self.cfg.method, dynamic_ncols=True)
+        from inpaintgan.progress import progress  # a bar on a terminal, plain lines in a log
+
+        bar = progress(total=self.total, initial=self.step, quiet=not self.progress, desc=self.cfg.method, unit="step")
         stream = self._batches()
         current_phase = None
         try:

@@ -1,11 +1,13 @@
-// inpaintgan web UI: open an image, paint a mask, press Remove (POST /api/v1/inpaint), compare,
-// keep editing, download. Vanilla JS + canvas, no build step.
+// inpaintgan web UI: open an image, paint a mask or select an object (POST /api/v1/segment), press
+// Remove (POST /api/v1/inpaint), compare, keep editing, download. Vanilla JS + canvas, no build step.
 //
 // Full-resolution buffers (hidden canvases): #image-canvas holds the current image, #mask-canvas the
 // painted mask (red strokes, alpha = hole), #before-canvas the image before the last Remove. The
 // visible #view canvas draws them with the zoom / pan transform. History entries are
 // {image, strokes, before}: strokes are replayed onto the mask, so undo / redo is cheap; an image
-// is stored only when a Remove creates one.
+// is stored only when a Remove creates one. A selection is a stroke too ({select: true, canvas}: the
+// object's mask, drawn over the mask). The compare view shows the result (AFTER) left of the split
+// and the image before the Remove (BEFORE) right of it: the slider toward "After" shows more result.
 'use strict';
 
 (() => {
@@ -13,7 +15,9 @@
   const el = {
     stage: $('stage'), view: $('view'), empty: $('empty'), dropHint: $('drop-hint'),
     fileInput: $('file-input'), openBtn: $('open-btn'), emptyOpenBtn: $('empty-open-btn'),
-    brushBtn: $('brush-btn'), eraserBtn: $('eraser-btn'), size: $('brush-size'), sizeValue: $('brush-size-value'),
+    brushBtn: $('brush-btn'), eraserBtn: $('eraser-btn'), selectBtn: $('select-btn'), repeatBtn: $('repeat-btn'),
+    settingsBtn: $('settings-btn'), settingsPanel: $('settings-panel'), strategy: $('strategy-select'),
+    blend: $('blend-select'), downloadFormat: $('download-format'), strip: $('strip'), size: $('brush-size'), sizeValue: $('brush-size-value'),
     undoBtn: $('undo-btn'), redoBtn: $('redo-btn'), clearBtn: $('clear-btn'),
     zoomIn: $('zoom-in-btn'), zoomOut: $('zoom-out-btn'), fitBtn: $('fit-btn'), zoomValue: $('zoom-value'),
     model: $('model-select'), dilate: $('dilate-select'), removeBtn: $('remove-btn'), downloadBtn: $('download-btn'),
@@ -53,6 +57,12 @@
     lastInfo: '',
     downloadUrl: null,
     renderQueued: false,
+    inputType: 'image/png', // the opened file's type: Download gives the same format
+    inputQuality: 0.95, // the opened JPEG's estimated quality (0..1)
+    selecting: null, // {x0, y0, x1, y1} image px while a box is dragged
+    lastMask: null, // the strokes of the last Remove ("repeat last mask")
+    folder: null, // serve --input: {images: [{name, saved}], output_dir}
+    folderName: null, // the folder image open now (its results are saved to the output folder)
   };
 
   const current = () => state.history[state.index] || null;
@@ -91,6 +101,9 @@
         opt.selected = m.name === models.default;
         el.model.append(opt);
       }
+      restoreSettings();
+      updateSettingsSummary();
+      await loadFolder();
     } catch (err) {
       showMessage(`Cannot reach the inpaintgan server (${err.message}). Is 'inpaintgan serve' running?`);
     }
@@ -138,6 +151,10 @@
         return;
       }
     }
+    state.folderName = null;
+    state.inputType = blob.type || 'image/png';
+    state.inputQuality = state.inputType === 'image/jpeg' ? await jpegQuality(blob) : 0.95;
+    state.lastMask = null;
     state.fileName = (name || 'image').replace(/\.[^.]*$/, '') || 'image';
     state.history = [{ image: { blob, bitmap, result: false }, strokes: [], before: null }];
     state.index = 0;
@@ -234,7 +251,10 @@
     ctxMask.globalCompositeOperation = 'source-over';
     ctxMask.clearRect(0, 0, el.mask.width, el.mask.height);
     ctxMask.restore();
-    for (const s of strokes) for (const [from, to] of s.batches) drawStroke(s, from, to, false);
+    for (const s of strokes) {
+      if (s.select) ctxMask.drawImage(s.canvas, 0, 0);
+      else for (const [from, to] of s.batches) drawStroke(s, from, to, false);
+    }
   }
 
   /** Draw points ``from`` .. ``to`` - 1 of a stroke onto the mask (from 0: the first dot; else the
@@ -281,12 +301,15 @@
     el.redoBtn.disabled = busy || state.index >= state.history.length - 1;
     el.clearBtn.disabled = busy || !cur || !cur.strokes.length;
     el.removeBtn.disabled = busy || !cur || !cur.strokes.length;
+    el.repeatBtn.disabled = busy || !cur || !state.lastMask || cur.strokes.length > 0;
     el.compare.hidden = !(cur && cur.before && state.compare.on);
     el.compareSlider.value = String(Math.round(state.compare.pos * 1000));
     el.brushBtn.classList.toggle('active', state.tool === 'brush');
     el.eraserBtn.classList.toggle('active', state.tool === 'eraser');
     el.brushBtn.setAttribute('aria-pressed', String(state.tool === 'brush'));
     el.eraserBtn.setAttribute('aria-pressed', String(state.tool === 'eraser'));
+    el.selectBtn.classList.toggle('active', state.tool === 'select');
+    el.selectBtn.setAttribute('aria-pressed', String(state.tool === 'select'));
     el.size.value = String(state.size);
     el.sizeValue.textContent = String(state.size);
     el.zoomValue.textContent = `${Math.round(state.view.zoom * 100)}%`;
@@ -294,12 +317,13 @@
     el.downloadBtn.classList.toggle('disabled', !canDownload);
     el.downloadBtn.setAttribute('aria-disabled', String(!canDownload));
     if (canDownload) {
-      if (!state.downloadUrl || state.downloadUrl.blob !== cur.image.blob) {
+      const file = cur.image.download || { blob: cur.image.blob, ext: 'png' };
+      if (!state.downloadUrl || state.downloadUrl.blob !== file.blob) {
         if (state.downloadUrl) URL.revokeObjectURL(state.downloadUrl.url);
-        state.downloadUrl = { blob: cur.image.blob, url: URL.createObjectURL(cur.image.blob) };
+        state.downloadUrl = { blob: file.blob, url: URL.createObjectURL(file.blob) };
       }
       el.downloadBtn.href = state.downloadUrl.url;
-      el.downloadBtn.download = `${state.fileName}-inpainted.${cur.image.blob.type === 'image/jpeg' ? 'jpg' : 'png'}`;
+      el.downloadBtn.download = `${state.fileName}-inpainted.${file.ext}`;
     } else {
       el.downloadBtn.removeAttribute('href');
     }
@@ -321,6 +345,15 @@
 
   el.brushBtn.addEventListener('click', () => setTool('brush'));
   el.eraserBtn.addEventListener('click', () => setTool('eraser'));
+  el.selectBtn.addEventListener('click', () => setTool('select'));
+  el.repeatBtn.addEventListener('click', repeatMask);
+  el.settingsBtn.addEventListener('click', () => toggleSettings());
+  document.addEventListener('pointerdown', (e) => {
+    if (!el.settingsPanel.hidden && !e.target.closest('.settings-wrap')) toggleSettings(false);
+  });
+  for (const sel of [el.model, el.strategy, el.blend, el.dilate, el.downloadFormat]) {
+    sel.addEventListener('change', () => { saveSettings(); updateSettingsSummary(); refreshDownload(); });
+  }
   el.size.addEventListener('input', () => setSize(Number(el.size.value)));
   el.undoBtn.addEventListener('click', undo);
   el.redoBtn.addEventListener('click', redo);
@@ -349,9 +382,10 @@
     const { w, h } = stageSize();
     const iw = cur.image.bitmap.width;
     const ih = cur.image.bitmap.height;
-    const zoom = Math.min(4, (w - 48) / iw, (h - 96) / ih);
+    const left = el.strip.hidden ? 0 : 120; // the folder's thumbnail strip
+    const zoom = Math.min(4, (w - 48 - left) / iw, (h - 96) / ih);
     state.view.zoom = Math.max(0.01, zoom);
-    state.view.x = (w - iw * state.view.zoom) / 2;
+    state.view.x = left + (w - left - iw * state.view.zoom) / 2;
     state.view.y = (h - ih * state.view.zoom) / 2;
     updateControls();
     requestRender();
@@ -421,10 +455,10 @@
     ctx.imageSmoothingQuality = 'high';
     ctx.drawImage(el.image, 0, 0);
     const comparing = cur.before && state.compare.on;
-    if (comparing) {
+    if (comparing) { // the result (AFTER) left of the split, the image before the Remove (BEFORE) right of it
       ctx.save();
       ctx.beginPath();
-      ctx.rect(0, 0, state.compare.pos * iw, ih);
+      ctx.rect(state.compare.pos * iw, 0, iw - state.compare.pos * iw, ih);
       ctx.clip();
       ctx.drawImage(el.before, 0, 0);
       ctx.restore();
@@ -434,7 +468,23 @@
     ctx.restore();
 
     if (comparing) drawSplit(ctx, splitScreenX(), v.y, ih * v.zoom);
-    if (state.pointer && !state.panning && !state.spaceDown && !state.dragSplit && !state.request && !nearSplit(state.pointer.x)) {
+    if (state.selecting) {
+      const b = state.selecting;
+      const x = v.x + Math.min(b.x0, b.x1) * v.zoom;
+      const y = v.y + Math.min(b.y0, b.y1) * v.zoom;
+      const bw = Math.abs(b.x1 - b.x0) * v.zoom;
+      const bh = Math.abs(b.y1 - b.y0) * v.zoom;
+      ctx.save();
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([6, 4]);
+      ctx.strokeStyle = '#000';
+      ctx.strokeRect(x, y, bw, bh);
+      ctx.lineDashOffset = 5;
+      ctx.strokeStyle = '#fff';
+      ctx.strokeRect(x, y, bw, bh);
+      ctx.restore();
+    }
+    if (state.pointer && state.tool !== 'select' && !state.panning && !state.spaceDown && !state.dragSplit && !state.request && !nearSplit(state.pointer.x)) {
       const { x, y } = state.pointer;
       const r = state.size / 2;
       ctx.save();
@@ -471,9 +521,9 @@
       ctx.fillText(text, lx + 6, top + 14);
       return tw + 12;
     };
-    const bw = ctx.measureText('BEFORE').width + 12;
-    label('BEFORE', x - bw - 10);
-    label('AFTER', x + 10);
+    const aw = ctx.measureText('AFTER').width + 12;
+    label('AFTER', x - aw - 10);
+    label('BEFORE', x + 10);
     ctx.restore();
   }
 
@@ -497,7 +547,8 @@
     c.toggle('pan', !state.panning && state.spaceDown);
     const split = !state.panning && !state.spaceDown && state.pointer && (state.dragSplit || nearSplit(state.pointer.x));
     c.toggle('split', Boolean(split));
-    c.toggle('paint', !state.panning && !state.spaceDown && !split && Boolean(current()));
+    c.toggle('paint', !state.panning && !state.spaceDown && !split && Boolean(current()) && state.tool !== 'select');
+    c.toggle('select', !state.panning && !state.spaceDown && !split && Boolean(current()) && state.tool === 'select');
   }
 
   el.view.addEventListener('pointerdown', (e) => {
@@ -519,6 +570,11 @@
     }
     if (state.compare.on) { state.compare.on = false; updateControls(); }
     const [ix, iy] = toImage(p.x, p.y);
+    if (state.tool === 'select') {
+      state.selecting = { x0: ix, y0: iy, x1: ix, y1: iy };
+      requestRender();
+      return;
+    }
     state.drawing = { erase: state.tool === 'eraser', width: state.size / state.view.zoom, points: [[ix, iy]], batches: [] };
     drawStroke(state.drawing, 0, 1);
     requestRender();
@@ -535,6 +591,10 @@
       const pos = (p.x - state.view.x) / (cur.image.bitmap.width * state.view.zoom);
       state.compare.pos = Math.max(0, Math.min(1, pos));
       el.compareSlider.value = String(Math.round(state.compare.pos * 1000));
+    } else if (state.selecting) {
+      const [ix, iy] = toImage(p.x, p.y);
+      state.selecting.x1 = ix;
+      state.selecting.y1 = iy;
     } else if (state.drawing) {
       const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
       const n = state.drawing.points.length;
@@ -549,6 +609,11 @@
   });
 
   function endPointer() {
+    if (state.selecting) {
+      const box = state.selecting;
+      state.selecting = null;
+      runSelect(box);
+    }
     if (state.drawing) {
       const cur = current();
       pushState({ image: cur.image, strokes: cur.strokes.concat([state.drawing]), before: cur.before });
@@ -599,11 +664,11 @@
     return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
-  function setBusy(on) {
+  function setBusy(on, label = 'Removing') {
     if (on) {
       const started = performance.now();
       const tick = () => {
-        el.busyText.textContent = `Removing… ${((performance.now() - started) / 1000).toFixed(1)} s`;
+        el.busyText.textContent = `${label}… ${((performance.now() - started) / 1000).toFixed(1)} s`;
       };
       tick();
       state.request = { controller: new AbortController(), started, timer: setInterval(tick, 100) };
@@ -627,7 +692,7 @@
     if (!cur || state.request) return;
     hideMessage();
     if (!maskHasHole()) {
-      showMessage('Paint over what should be removed first (B: brush).', 'info');
+      showMessage('Paint over what should be removed first (B: brush), or select it (S: drag a box around it).', 'info');
       return;
     }
     const maskBlob = await exportMask();
@@ -641,8 +706,10 @@
     body.append('image', cur.image.blob, cur.image.result ? 'image.png' : 'image');
     body.append('mask', maskBlob, 'mask.png');
     if (el.model.value) body.append('model', el.model.value);
+    body.append('strategy', el.strategy.value);
+    body.append('blend', el.blend.value);
     body.append('dilate', el.dilate.value);
-    body.append('format', 'png');
+    body.append('format', 'png'); // lossless while editing; Download converts to the input's format
     setBusy(true);
     const { controller, started } = state.request;
     try {
@@ -653,10 +720,121 @@
       }
       const blob = await res.blob();
       const bitmap = await createImageBitmap(blob);
-      pushState({ image: { blob, bitmap, result: true }, strokes: [], before: cur.image.bitmap });
+      const image = { blob, bitmap, result: true };
+      image.download = await downloadFile(image);
+      state.lastMask = cur.strokes;
+      pushState({ image, strokes: [], before: cur.image.bitmap });
       state.compare = { on: true, pos: 0.5 };
       const model = res.headers.get('X-Inpaint-Model') || el.model.value;
       state.lastInfo = `${model}: filled in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+      applyState();
+      if (state.folderName) await saveToFolder(state.folderName, blob);
+    } catch (err) {
+      if (err.name === 'AbortError') showMessage('Cancelled.', 'info');
+      else showMessage(`The request failed: ${err.message || err}. Is the server still running?`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  // --------------------------------------------------------------------------------- select
+
+  /** Canvas of the strokes of one kind (``erase``), opaque white, or null when there are none. */
+  function strokesCanvas(strokes, erase) {
+    const list = strokes.filter((s) => !s.select && Boolean(s.erase) === erase);
+    if (!list.length) return null;
+    const c = document.createElement('canvas');
+    c.width = el.mask.width;
+    c.height = el.mask.height;
+    const ctx = c.getContext('2d');
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.strokeStyle = ctx.fillStyle = '#fff';
+    ctx.lineCap = ctx.lineJoin = 'round';
+    for (const s of list) {
+      ctx.lineWidth = s.width;
+      ctx.beginPath();
+      ctx.arc(s.points[0][0], s.points[0][1], s.width / 2, 0, Math.PI * 2);
+      ctx.fill();
+      ctx.beginPath();
+      ctx.moveTo(s.points[0][0], s.points[0][1]);
+      for (const [x, y] of s.points.slice(1)) ctx.lineTo(x, y);
+      ctx.stroke();
+    }
+    return c;
+  }
+
+  const toPng = (c) => new Promise((resolve, reject) => c.toBlob((b) => (b ? resolve(b) : reject(new Error('encoding failed'))), 'image/png'));
+
+  /** Select the object in ``box`` (image px; a click = a box around the point with an object mark
+   * there): brush strokes mark object, eraser strokes background; the mask is added as a stroke. */
+  async function runSelect(box) {
+    const cur = current();
+    if (!cur || state.request) return;
+    hideMessage();
+    const iw = el.image.width;
+    const ih = el.image.height;
+    let x0 = Math.min(box.x0, box.x1);
+    let y0 = Math.min(box.y0, box.y1);
+    let x1 = Math.max(box.x0, box.x1);
+    let y1 = Math.max(box.y0, box.y1);
+    let clickMark = null;
+    if (x1 - x0 < 4 && y1 - y0 < 4) { // a click: a box of 90% of the short side around it, an object mark
+      // at the point (on synthetic scenes this finds the object with IoU 0.99; a 40% box missed large ones)
+      const r = Math.max(8, 0.45 * Math.min(iw, ih));
+      clickMark = [x0, y0, Math.max(2, Math.min(iw, ih) / 100)];
+      [x0, y0, x1, y1] = [x0 - r, y0 - r, x0 + r, y0 + r];
+    }
+    x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
+    x1 = Math.min(iw, Math.ceil(x1)); y1 = Math.min(ih, Math.ceil(y1));
+    if (x1 - x0 < 2 || y1 - y0 < 2) {
+      showMessage('Drag a box around the object inside the image (S: select).', 'info');
+      return;
+    }
+    const body = new FormData();
+    body.append('image', cur.image.blob, cur.image.result ? 'image.png' : 'image');
+    body.append('box', `${x0},${y0},${x1},${y1}`);
+    let objectCanvas = strokesCanvas(cur.strokes, false);
+    if (clickMark) {
+      if (!objectCanvas) objectCanvas = strokesCanvas([{ points: [clickMark.slice(0, 2)], width: 2 * clickMark[2] }], false);
+      else {
+        const ctx = objectCanvas.getContext('2d');
+        ctx.fillStyle = '#fff';
+        ctx.beginPath(); ctx.arc(clickMark[0], clickMark[1], clickMark[2], 0, Math.PI * 2); ctx.fill();
+      }
+    }
+    const backgroundCanvas = strokesCanvas(cur.strokes, true);
+    if (objectCanvas) body.append('object', await toPng(objectCanvas), 'object.png');
+    if (backgroundCanvas) body.append('background', await toPng(backgroundCanvas), 'background.png');
+    setBusy(true, 'Selecting');
+    const { controller } = state.request;
+    try {
+      const res = await fetch(`${API}/segment`, { method: 'POST', body, signal: controller.signal });
+      if (!res.ok) {
+        showMessage(await errorText(res));
+        return;
+      }
+      const bitmap = await createImageBitmap(await res.blob());
+      const c = document.createElement('canvas');
+      c.width = bitmap.width;
+      c.height = bitmap.height;
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(bitmap, 0, 0);
+      const px = ctx.getImageData(0, 0, c.width, c.height);
+      let n = 0;
+      const [r, g, b] = MASK_COLOR.match(/\d+/g).map(Number);
+      for (let i = 0; i < px.data.length; i += 4) {
+        const on = px.data[i] >= 128;
+        n += on;
+        px.data[i] = r; px.data[i + 1] = g; px.data[i + 2] = b; px.data[i + 3] = on ? 255 : 0;
+      }
+      if (!n) {
+        showMessage('Nothing was selected in that box: draw it closer around the object, or paint it.', 'info');
+        return;
+      }
+      ctx.putImageData(px, 0, 0);
+      pushState({ image: cur.image, strokes: cur.strokes.concat([{ select: true, canvas: c, box: [x0, y0, x1, y1] }]), before: cur.before });
+      state.lastInfo = `selected ${n} px`;
       applyState();
     } catch (err) {
       if (err.name === 'AbortError') showMessage('Cancelled.', 'info');
@@ -664,6 +842,156 @@
     } finally {
       setBusy(false);
     }
+  }
+
+  /** Put the mask of the last Remove on the current image again. */
+  function repeatMask() {
+    const cur = current();
+    if (!cur || !state.lastMask || state.request || cur.strokes.length) return;
+    pushState({ image: cur.image, strokes: state.lastMask, before: cur.before });
+    state.compare.on = false;
+    applyState();
+  }
+
+  // --------------------------------------------------------------------------------- folder
+
+  /** serve --input: a strip of thumbnails; a click opens the photo, each Remove saves its result. */
+  async function loadFolder() {
+    const info = await fetch(`${API}/folder`).then((r) => r.json());
+    if (!info.enabled) return;
+    state.folder = info;
+    el.strip.replaceChildren();
+    for (const img of info.images) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.name = img.name;
+      b.title = img.name;
+      b.classList.toggle('saved', img.saved);
+      const t = document.createElement('img');
+      t.alt = img.name;
+      t.src = `${API}/folder/thumb/${encodeURIComponent(img.name)}`;
+      b.append(t);
+      b.addEventListener('click', () => openFromFolder(img.name));
+      el.strip.append(b);
+    }
+    el.strip.hidden = false;
+  }
+
+  async function openFromFolder(name) {
+    if (state.request) return;
+    try {
+      const res = await fetch(`${API}/folder/image/${encodeURIComponent(name)}`);
+      if (!res.ok) { showMessage(await errorText(res)); return; }
+      await openBlob(await res.blob(), name);
+      state.folderName = name;
+      for (const b of el.strip.children) b.classList.toggle('current', b.dataset.name === name);
+    } catch (err) {
+      showMessage(`Cannot open ${name}: ${err.message || err}`);
+    }
+  }
+
+  async function saveToFolder(name, blob) {
+    const body = new FormData();
+    body.append('image', blob, 'result.png');
+    try {
+      const res = await fetch(`${API}/folder/save/${encodeURIComponent(name)}`, { method: 'POST', body });
+      if (!res.ok) { showMessage(`Not saved: ${await errorText(res)}`); return; }
+      const data = await res.json();
+      state.lastInfo += ` · saved ${data.name} to the output folder`;
+      for (const b of el.strip.children) if (b.dataset.name === name) b.classList.add('saved');
+      updateControls();
+    } catch (err) {
+      showMessage(`Not saved: ${err.message || err}`);
+    }
+  }
+
+  // --------------------------------------------------------------------------------- settings
+
+  const SETTINGS_KEY = 'inpaintgan.settings';
+
+  function toggleSettings(open) {
+    const show = open === undefined ? el.settingsPanel.hidden : open;
+    el.settingsPanel.hidden = !show;
+    el.settingsBtn.setAttribute('aria-expanded', String(show));
+  }
+
+  function saveSettings() {
+    try {
+      localStorage.setItem(SETTINGS_KEY, JSON.stringify({
+        model: el.model.value, strategy: el.strategy.value, blend: el.blend.value,
+        dilate: el.dilate.value, downloadFormat: el.downloadFormat.value,
+      }));
+    } catch (_) { /* storage unavailable */ }
+  }
+
+  function restoreSettings() {
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) || 'null'); } catch (_) { saved = null; }
+    if (!saved) return;
+    const set = (sel, v) => { if (v !== undefined && [...sel.options].some((o) => o.value === v)) sel.value = v; };
+    set(el.model, saved.model);
+    set(el.strategy, saved.strategy);
+    set(el.blend, saved.blend);
+    set(el.dilate, saved.dilate);
+    set(el.downloadFormat, saved.downloadFormat);
+  }
+
+  function updateSettingsSummary() {
+    const parts = [el.model.value || 'model', el.strategy.value];
+    if (el.blend.value !== 'none') parts.push(el.blend.value);
+    if (el.dilate.value !== '0') parts.push(`+${el.dilate.value}px`);
+    el.settingsBtn.querySelector('#settings-summary').textContent = parts.join(' · ');
+  }
+
+  // --------------------------------------------------------------------------------- download
+
+  /** The quality of a JPEG (0..1), estimated from its luminance quantisation table (IJG scaling). */
+  async function jpegQuality(blob) {
+    const STD = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99];
+    try {
+      const b = new Uint8Array(await blob.slice(0, Math.min(blob.size, 1 << 18)).arrayBuffer());
+      for (let i = 2; i + 4 < b.length;) {
+        if (b[i] !== 0xff) break;
+        const marker = b[i + 1];
+        const len = (b[i + 2] << 8) | b[i + 3];
+        if (marker === 0xdb && (b[i + 4] & 0x0f) === 0) { // DQT, table 0 (luminance)
+          const sixteen = b[i + 4] >> 4;
+          let sum = 0;
+          for (let k = 0; k < 64; k += 1) sum += sixteen ? (b[i + 5 + 2 * k] << 8) | b[i + 6 + 2 * k] : b[i + 5 + k];
+          const scale = (sum * 100) / STD.reduce((a, v) => a + v, 0);
+          const q = scale <= 100 ? (200 - scale) / 2 : 5000 / scale;
+          return Math.max(0.01, Math.min(1, Math.round(q) / 100));
+        }
+        if (marker === 0xda) break; // start of scan: no table before it
+        i += 2 + len;
+      }
+    } catch (_) { /* not parseable: the default */ }
+    return 0.95;
+  }
+
+  /** The file Download gives for a result: the input's format (or the chosen one). */
+  async function downloadFile(image) {
+    const choice = el.downloadFormat.value;
+    const type = choice === 'png' ? 'image/png' : choice === 'jpeg' ? 'image/jpeg'
+      : ['image/jpeg', 'image/webp'].includes(state.inputType) ? state.inputType : 'image/png';
+    if (type === 'image/png') return { blob: image.blob, ext: 'png' };
+    const c = document.createElement('canvas');
+    c.width = image.bitmap.width;
+    c.height = image.bitmap.height;
+    c.getContext('2d').drawImage(image.bitmap, 0, 0);
+    const quality = type === 'image/jpeg' && state.inputType === 'image/jpeg' ? state.inputQuality : 0.95;
+    const blob = await new Promise((resolve) => c.toBlob(resolve, type, quality));
+    if (!blob || blob.type !== type) return { blob: image.blob, ext: 'png' }; // this browser cannot encode it
+    return { blob, ext: type === 'image/jpeg' ? 'jpg' : 'webp' };
+  }
+
+  async function refreshDownload() {
+    const cur = current();
+    if (!cur || !cur.image.result) return;
+    cur.image.download = await downloadFile(cur.image);
+    updateControls();
   }
 
   // --------------------------------------------------------------------------------- keyboard
@@ -683,10 +1011,16 @@
     else if (mod || e.altKey) handled = false;
     else if (key === 'b') setTool('brush');
     else if (key === 'e') setTool('eraser');
+    else if (key === 's') setTool('select');
+    else if (key === 'r') repeatMask();
     else if (key === '+' || key === '=' || key === ']') setSize(state.size * 1.2 + 1);
     else if (key === '-' || key === '_' || key === '[') setSize(state.size / 1.2 - 1);
     else if (key === 'Enter') runRemove();
-    else if (key === 'Escape') { if (state.request) cancelRemove(); else hideMessage(); }
+    else if (key === 'Escape') {
+      if (state.request) cancelRemove();
+      else if (!el.settingsPanel.hidden) toggleSettings(false);
+      else hideMessage();
+    }
     else if (key === 'c') {
       const cur = current();
       if (cur && cur.before) { state.compare.on = !state.compare.on; updateControls(); requestRender(); }
@@ -714,6 +1048,7 @@
       return [left + state.view.x + x * state.view.zoom, top + state.view.y + y * state.view.zoom];
     },
     openBlob,
+    openFromFolder,
   };
   updateControls();
   requestRender();
