@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from inpaintgan import metrics
 from inpaintgan.checkpoints import CheckpointError
 from inpaintgan.config import RunConfig, dump_config, to_dict
+from inpaintgan.config_checks import check_image_size
 from inpaintgan.data.inpainting import build_datasets
 from inpaintgan.masks import build_mask_generator
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
@@ -239,6 +240,7 @@ class Trainer:
         self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed, prefill=prefill)
         channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
         self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+        check_image_size(cfg.data.image_size, self.method)
         if tc.init_from:  # warm start from exported weights (a resumed checkpoint still wins)
             from inpaintgan.checkpoints import load_weights_into, resolve_model
 
