@@ -102,6 +102,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def _gray_to_uint8(a: np.ndarray) -> np.ndarray:
     """High-bit-depth grayscale -> uint8 by full-scale division (16-bit data: /257)."""
     x = a.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ImageReadError("the image holds NaN/Inf values; float images must be finite")
     hi = float(x.max()) if x.size else 0.0
     if a.dtype.kind == "f" and hi <= 1.0:
         x = x * 255.0
@@ -129,6 +131,10 @@ def mask_from_array(a: np.ndarray) -> np.ndarray:
     otherwise colour x alpha (transparent = known).
     """
     a = np.asarray(a)
+    if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+        raise MaskError(f"the mask holds {int((~np.isfinite(a)).sum())} NaN/Inf value(s); a float mask must be finite (1 = hole)")
+    if a.dtype.kind not in "biuf":
+        raise MaskError(f"unsupported mask dtype {a.dtype} (bool, unsigned integers or float)")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:

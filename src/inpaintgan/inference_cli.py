@@ -195,7 +195,10 @@ def cmd_fill(args: argparse.Namespace) -> int:
         )
     attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from None
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
     bar = tqdm(list(zip(inputs, outputs)), desc="fill", unit="img", disable=True if args.quiet else None, file=sys.stderr)

@@ -61,6 +61,7 @@ from inpaintgan.imageio import (
     read_mask,
     to_rgb,
 )
+from inpaintgan.finite import array_is_finite, check_finite_output
 from inpaintgan.postprocess import BLEND_MODES, poisson_blend, prefill_telea
 
 STRATEGIES = ("auto", "full", "crop", "resize")
@@ -91,9 +92,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as e:
         raise ValueError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps): {e}") from None
+    from inpaintgan.devices import check_device_available
+
+    check_device_available(dev)
+    return dev
 
 
 # ----------------------------------------------------------------------------------- crop planning
@@ -224,6 +229,9 @@ def _check_array(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype.type not in _NUMPY_DTYPES:
         raise ValueError(f"{_pre(name)}unsupported dtype {a.dtype} (uint8, uint16, or float in [0, 1])")
     if a.dtype.kind == "f" and a.size:
+        if not array_is_finite(a):
+            bad = int((~np.isfinite(a)).sum())
+            raise ValueError(f"{_pre(name)}the image holds {bad} NaN/Inf value(s); float images must be finite, in [0, 1]")
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise ValueError(f"{_pre(name)}float images must be in [0, 1], got values in [{lo:g}, {hi:g}] (uint8 data / 255?)")
@@ -664,7 +672,7 @@ class Inpainter:
                 y = self.method.inpaint(x.to(self.device), m.to(self.device))
         finally:
             self.method.train(was_training)
-        y = y.float().cpu()
+        y = check_finite_output(y.float().cpu(), f"model {self.name}")
         return y[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 
     # ------------------------------------------------------- harmonization and guided inpainting
@@ -725,7 +733,7 @@ class Inpainter:
                 y = fn(*[t.to(self.device) for t in tensors])
         finally:
             self.method.train(was_training)
-        return y.float().cpu()[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
+        return check_finite_output(y.float().cpu(), f"model {self.name}")[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 
 
 __all__ = [

@@ -114,10 +114,9 @@ def _resolve_device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
-    return dev
+    from inpaintgan.inpainter import resolve_device
+
+    return resolve_device(name)
 
 
 def _fingerprint(name: str) -> str:
