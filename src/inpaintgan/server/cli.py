@@ -51,11 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_in_flight=args.max_in_flight,
         max_queued=args.max_queued,
+        read_timeout_s=args.read_timeout,
+        min_body_rate=args.min_body_rate,
     )
     inpainter = Inpainter.from_pretrained(args.model, device=args.device)
-    allowed = None
-    if is_loopback(args.host) and ":" not in args.host:  # Starlette's host check does not parse [::1]
-        allowed = sorted({*LOOPBACK_NAMES, args.host})
+    allowed = ["loopback"] if is_loopback(args.host) else None  # every loopback form, [::1] included
     app = create_app(inpainter, device=args.device, zoo=not args.no_zoo, limits=limits, allowed_hosts=allowed)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the server "
@@ -103,6 +103,10 @@ def register(sub: Any) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest request body (default 50 MiB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, metavar="N",
                    help="largest image, width x height, checked before decoding (default 25,000,000)")
+    p.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
+                   help="longest wait for the next part of a request body; slower uploads get 408 (default 10)")
+    p.add_argument("--min-body-rate", type=float, default=1024.0, metavar="B",
+                   help="slowest accepted average upload rate, bytes/s, after 5 s (default 1024; 0 = none)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
     p.add_argument("--access-log", action="store_true", help="log every request")
