@@ -88,7 +88,7 @@ def slow_client(port: int, out: list, gap: float, stop: threading.Event) -> None
                 answer += chunk
                 if b"\r\n\r\n" in answer:
                     break
-            except socket.timeout:
+            except TimeoutError:
                 continue
         out.append(answer.decode("latin-1"))
 

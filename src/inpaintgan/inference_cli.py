@@ -159,7 +159,8 @@ def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndar
 def cmd_fill(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from inpaintgan.imageio import dilate_mask, fit_mask, read_image, read_mask, write_image
+    from inpaintgan.imagefile import read_image_file, write_image_file
+    from inpaintgan.imageio import dilate_mask, fit_mask, read_mask, write_image
     from inpaintgan.inpainter import Inpainter
 
     if args.dilate < 0:
@@ -210,9 +211,10 @@ def cmd_fill(args: argparse.Namespace) -> int:
                 raise CLIError(f"output {dst} would overwrite an input; choose another -o")
             if key in written:
                 raise CLIError(f"output name {dst.name} is already taken by {written[key]} (same file name in two inputs)")
-            image = read_image(src, args.max_pixels)
+            source = read_image_file(src, args.max_pixels)  # mode, depth, alpha, ICC, DPI, EXIF kept
+            image = source.model_input()
             mask = shared_mask if shared_mask is not None else read_mask(mask_path, args.max_pixels)
-            mask = fit_mask(mask, image.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
+            mask = fit_mask(mask, source.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if args.task == "harmonize":
@@ -229,10 +231,11 @@ def cmd_fill(args: argparse.Namespace) -> int:
             att = attention_for.get(dst)
             if att is not None and (_resolved(att) in protected or _resolved(att) == key or _resolved(att) in written):
                 raise CLIError(f"attention map {att} would overwrite an input or an output; choose another path")
-            write_image(result, dst, format=args.format, exif=image.info.get("exif"))
+            hole = dilate_mask(mask, args.dilate) | (guide[1] if guide is not None else False)
+            write_image_file(dst, source.merge(result, hole), like=source, format=args.format, quality=args.quality)
             written[key] = src
             if att is not None:
-                write_image(attention_image(inpainter, image, dilate_mask(mask, args.dilate)), att)
+                write_image(attention_image(inpainter, source.to_pil_rgb(), dilate_mask(mask, args.dilate)), att)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
@@ -354,6 +357,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
+def quality_arg(text: str) -> int | str:
+    """``--quality``: an integer 1..100 or ``keep``."""
+    if text.strip().lower() == "keep":
+        return "keep"
+    try:
+        q = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 1..100 or 'keep', got {text!r}") from None
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1..100 or 'keep', got {q}")
+    return q
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "fill", help="inpaint image files or folders",
@@ -384,6 +400,9 @@ def register(sub: Any) -> None:
                    "--guide-mask is white and blended in while the rest of the hole is filled (models that can, e.g. btgmi)")
     p.add_argument("--guide-mask", metavar="MASK", help="where the guide image's pixels go (white), with --guide")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
+    p.add_argument("--quality", type=quality_arg, default=95, metavar="Q|keep",
+                   help="JPEG/WebP quality 1..100 (default 95), or 'keep': JPEG reuses the input's quantisation "
+                   "tables, WebP is written lossless. PNG, TIFF and BMP keep known pixels bit for bit anyway")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
     p.set_defaults(func=cmd_fill)

@@ -51,17 +51,16 @@ from torch import Tensor
 
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
+from inpaintgan.finite import array_is_finite, check_finite_output
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
     dilate_mask,
     fit_mask,
     mask_from_array,
-    read_image,
     read_mask,
     to_rgb,
 )
-from inpaintgan.finite import array_is_finite, check_finite_output
 from inpaintgan.postprocess import BLEND_MODES, poisson_blend, prefill_telea
 
 STRATEGIES = ("auto", "full", "crop", "resize")
@@ -273,6 +272,23 @@ def _item_from_pil(img: Image.Image, name: str) -> _Item:
     return _Item(data, alpha, name, lambda out, mode=mode: Image.fromarray(out[:, :, 0] if mode == "L" else out, mode))
 
 
+def _item_from_file(path: str | Path, max_pixels: int | None) -> _Item:
+    """A file read by the one reader (:func:`~inpaintgan.imagefile.read_image_file`: mode, 16-bit
+    depth and alpha kept); the result is a PIL image of the file's mode (16-bit colour: 8-bit, as
+    PIL has no such mode; read the file with ``read_image_file`` and pass the array to keep it)."""
+    from inpaintgan.imagefile import ImageFile, pil_image, read_image_file
+
+    f = read_image_file(path, max_pixels)
+    mode = f.mode
+    if mode == "CMYK":
+        data, mode = f.model_input(), "RGB"
+    else:
+        data = f.pixels
+    item = _item_from_numpy(data, str(path), data.ndim == 2)
+    item.rebuild = lambda out, mode=mode: pil_image(ImageFile(out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out, mode))
+    return item
+
+
 def _item_from_tensor(t: Tensor, name: str) -> _Item:
     """(H, W) or (C, H, W) tensor, C in 1..4 -> item; the result goes back to the same dtype/device/shape."""
     if t.dim() == 2:
@@ -319,7 +335,7 @@ def _unpack_images(image: Any, max_pixels: int | None) -> tuple[list[_Item], Cal
 
 def _unpack_one(image: Any, name: str, max_pixels: int | None) -> _Item:
     if isinstance(image, (str, Path)):
-        return _item_from_pil(read_image(image, max_pixels), str(image))
+        return _item_from_file(image, max_pixels)
     if isinstance(image, Image.Image):
         return _item_from_pil(image, name)
     if isinstance(image, np.ndarray):

@@ -25,8 +25,8 @@ from inpaintgan import metrics
 from inpaintgan.checkpoints import CheckpointError
 from inpaintgan.config import RunConfig, dump_config, to_dict
 from inpaintgan.config_checks import check_image_size
-from inpaintgan.finite import NonFiniteError
 from inpaintgan.data.inpainting import build_datasets
+from inpaintgan.finite import NonFiniteError
 from inpaintgan.masks import build_mask_generator
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
