@@ -131,3 +131,27 @@ def test_writer_refuses_what_it_cannot_write(tmp_path):
         write_image_file(tmp_path / "a.jpg", np.zeros((4, 4), np.uint8), quality=0)
     with pytest.raises(ValueError, match="extension"):
         write_image_file(tmp_path / "noext", np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("kind", ["gray16", "rgb16", "rgba", "la"])
+def test_server_answers_like_fill_through_the_same_reader_and_writer(kind, tmp_path, model_file):
+    from fastapi.testclient import TestClient
+
+    from inpaintgan.server.app import API, create_app
+
+    name = CASES[kind][0]
+    src = tmp_path / name
+    make(kind, src)
+    Image.fromarray(hole().astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    out = tmp_path / "out" / name
+    assert main(["fill", str(src), "--mask", str(tmp_path / "mask.png"), "-o", str(out), "--model", str(model_file), "-q"]) == 0
+    inp = Inpainter.from_pretrained(model_file, device="cpu")
+    with TestClient(create_app(inp, zoo=False)) as c:
+        r = c.post(f"{API}/inpaint", files={"image": src.read_bytes(), "mask": (tmp_path / "mask.png").read_bytes()})
+    assert r.status_code == 200, r.text
+    (tmp_path / "answer.png").write_bytes(r.content)
+    answer, filled = read_image_file(tmp_path / "answer.png"), read_image_file(out)
+    assert (answer.mode, answer.pixels.dtype) == (filled.mode, filled.pixels.dtype) == CASES[kind][1:3]
+    assert np.array_equal(answer.pixels, filled.pixels)
+    with Image.open(tmp_path / "answer.png") as a:
+        assert a.info.get("icc_profile") == Image.open(src).info.get("icc_profile")

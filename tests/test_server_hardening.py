@@ -65,59 +65,60 @@ def live_server(app):
 
 
 def slow_client(port: int, out: list, gap: float, stop: threading.Event) -> None:
-    """Headers, then one body byte every ``gap`` seconds (the attack of item 1); records the answer."""
-    body_len = 100_000
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall((f"POST {API}/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=xx\r\n"
-                   f"Content-Length: {body_len}\r\n\r\n").encode())
-        s.sendall(b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
-                  b"Content-Type: image/png\r\n\r\n")
-        s.settimeout(gap)
-        answer = b""
-        for _ in range(200):
-            if stop.is_set():
-                break
-            try:
-                s.sendall(b"a")
-            except OSError:
-                break
-            try:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-                if b"\r\n\r\n" in answer:
-                    break
-            except TimeoutError:
-                continue
-        out.append(answer.decode("latin-1"))
+    """The attack of item 1: headers, then one body byte every ``gap`` seconds; reconnects whenever
+    the server ends the request (a persistent attacker). Records the status line of each answer."""
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall((f"POST {API}/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                           "boundary=xx\r\nContent-Length: 100000\r\n\r\n").encode())
+                s.sendall(b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+                          b"Content-Type: image/png\r\n\r\n")
+                s.settimeout(gap)
+                answer = b""
+                while not stop.is_set() and b"\r\n\r\n" not in answer:
+                    try:
+                        s.sendall(b"a")
+                        chunk = s.recv(65536)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    answer += chunk
+                if answer:
+                    out.append(answer.decode("latin-1"))
+        except OSError:
+            time.sleep(0.05)
 
 
 def test_slow_uploads_cannot_hold_the_admission_places():
+    """More slow senders than admission places, reconnecting as soon as they are cut off: legitimate
+    requests are still served within seconds, and the slow ones get 408."""
     limits = ServerLimits(max_in_flight=1, max_queued=1, read_timeout_s=1.0, min_body_rate=2000, rate_grace_s=0.5)
     with live_server(create_app(tiny(), zoo=False, limits=limits)) as port:
         answers: list[str] = []
         stop = threading.Event()
-        attackers = [threading.Thread(target=slow_client, args=(port, answers, 0.2, stop), daemon=True) for _ in range(2)]
+        attackers = [threading.Thread(target=slow_client, args=(port, answers, 0.2, stop), daemon=True) for _ in range(4)]
         for t in attackers:
             t.start()
-        time.sleep(0.2)  # both places are taken now
+        time.sleep(0.3)  # the attackers are connected and sending
         url = f"http://127.0.0.1:{port}{API}/inpaint"
         t0 = time.monotonic()
         codes = []
-        while time.monotonic() - t0 < 5:
+        while time.monotonic() - t0 < 4 and codes.count(200) < 3:
             r = httpx.post(url, files={"image": IMG, "mask": MASK}, timeout=10)
             codes.append(r.status_code)
-            if r.status_code == 200:
-                break
-            assert r.status_code == 503 and r.json()["error"] == "busy"
-            time.sleep(0.1)
+            assert r.status_code in (200, 503), r.text
+        health = httpx.get(f"http://127.0.0.1:{port}{API}/health", timeout=5).json()["queue"]
+        time.sleep(1.0)  # long enough for the slow senders to be cut off
         stop.set()
         for t in attackers:
             t.join(5)
-        assert codes[-1] == 200, codes  # served within seconds, not locked out
-        assert len(answers) == 2 and all(a.startswith("HTTP/1.1 408") for a in answers), answers
-        assert all("body_too_slow" in a or "application/json" in a for a in answers)
+        assert codes.count(200) == 3, codes  # served within seconds, not locked out
+        assert health["reading"] >= 1  # the attackers were there, reading
+        assert answers and all(a.startswith("HTTP/1.1 408") and "application/json" in a for a in answers), answers[:3]
 
 
 def test_a_body_that_stops_arriving_gets_408_json():

@@ -127,25 +127,45 @@ def _info_of(img: Image.Image) -> dict[str, Any]:
     return info
 
 
+def header_facts(img: Image.Image) -> dict[str, Any]:
+    """What an opened, not yet loaded image's header says beyond its PIL mode: the raw layout (16-bit
+    colour shows only here), the format, metadata to keep and the EXIF orientation."""
+    facts = {"rawmode": _rawmode(img), "format": img.format, "info": _info_of(img)}  # before getexif: it may load
+    try:
+        facts["orientation"] = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF: no orientation
+        facts["orientation"] = 1
+    return facts
+
+
+def from_decoded(img: Image.Image, facts: dict[str, Any], data: bytes | None) -> ImageFile:
+    """An :class:`ImageFile` from a decoded, upright PIL image, its :func:`header_facts` and the file's
+    bytes (needed for 16-bit colour, which PIL decodes to 8 bits: OpenCV reads it from ``data``)."""
+    info = dict(facts.get("info") or {})
+    if "exif" in img.info:
+        info["exif"] = img.info["exif"]
+    fmt, orientation = facts.get("format"), facts.get("orientation", 1)
+    if data is not None and img.mode in ("RGB", "RGBA") and ";16" in facts.get("rawmode", "") and fmt in ("PNG", "TIFF"):
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if a is not None and a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):
+            a = _orient(cv2.cvtColor(a, cv2.COLOR_BGR2RGB if a.shape[2] == 3 else cv2.COLOR_BGRA2RGBA), orientation)
+            if a.shape[:2] == (img.height, img.width):
+                return ImageFile(a, "RGB" if a.shape[2] == 3 else "RGBA", fmt, info)
+    return _from_pil(img, fmt, info)
+
+
 def read_image_file(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
     """Read an image file keeping its mode, bit depth, alpha and metadata (see the module).
     Errors are :class:`~inpaintgan.imageio.ImageReadError` naming the file."""
     path = Path(path)
     img = open_image(path, max_pixels)  # checked (size from the header first), decoded, upright
     try:
-        with Image.open(path) as raw:  # the header again: raw layout, JPEG tables, orientation
-            rawmode, fmt, info = _rawmode(raw), raw.format, _info_of(raw)
-            orientation = int(raw.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except Exception:  # noqa: BLE001 - the file decoded above; metadata is best effort
-        rawmode, fmt, info, orientation = "", getattr(img, "format", None), {}, 1
-    if "exif" in img.info:
-        info["exif"] = img.info["exif"]
-    if img.mode in ("RGB", "RGBA") and ";16" in rawmode and fmt in ("PNG", "TIFF"):
-        a = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
-        if a is not None and a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4) and a.shape[:2] == (img.height, img.width)[:: 1 if orientation < 5 else -1]:
-            a = cv2.cvtColor(a, cv2.COLOR_BGR2RGB if a.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-            return ImageFile(_orient(a, orientation), "RGB" if a.shape[2] == 3 else "RGBA", fmt, info)
-    return _from_pil(img, fmt, info)
+        with Image.open(path) as raw:  # the header again, for what decoding drops
+            facts = header_facts(raw)
+    except Exception:  # noqa: BLE001 - the file decoded above; its metadata is best effort
+        facts = {"format": getattr(img, "format", None)}
+    needs_bytes = ";16" in facts.get("rawmode", "")
+    return from_decoded(img, facts, path.read_bytes() if needs_bytes else None)
 
 
 def _from_pil(img: Image.Image, fmt: str | None, info: dict[str, Any]) -> ImageFile:
@@ -211,11 +231,19 @@ def write_image_file(
     quality: int | str = 95,
 ) -> Path:
     """Write ``pixels`` ((H, W) or (H, W, 1-4), uint8 or uint16) atomically, in the mode, depth and
-    metadata of ``like`` where the format allows (see the module). ``quality``: 1..100, or "keep"
-    (JPEG: the source's tables; WebP: lossless)."""
+    metadata of ``like`` where the format allows (see the module; the format comes from ``format`` or
+    the extension). ``quality``: 1..100, or "keep" (JPEG: the source's tables; WebP: lossless)."""
     from inpaintgan.checkpoints import atomic_write
 
-    fmt = format_for(path, format)
+    data = encode_image_file(pixels, format_for(path, format), like, quality)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def encode_image_file(
+    pixels: np.ndarray, fmt: str, like: ImageFile | None = None, quality: int | str = 95, compress_level: int = 6
+) -> bytes:
+    """The bytes of an image file in Pillow format ``fmt`` (PNG, JPEG, WEBP, BMP, TIFF); see
+    :func:`write_image_file`. ``compress_level``: PNG's zlib level (pixels are the same at any)."""
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -238,13 +266,12 @@ def write_image_file(
     if a.dtype == np.uint16 and not (fmt == "PNG" or (fmt == "TIFF" and mode in ("L", "RGB", "RGBA"))):
         a = _to8(a)
     if fmt == "PNG" and a.dtype == np.uint16 and mode != "L":
-        data = _png16(a, info)
-        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        return _png16(a, info, compress_level)
     if fmt == "TIFF" and a.dtype == np.uint16 and mode != "L":
         ok, buf = cv2.imencode(".tiff", cv2.cvtColor(a, cv2.COLOR_RGB2BGR if mode == "RGB" else cv2.COLOR_RGBA2BGRA))
         if not ok:  # pragma: no cover
-            raise OSError(f"could not encode {path} as 16-bit TIFF")
-        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+            raise OSError("could not encode a 16-bit TIFF")
+        return buf.tobytes()
     img = _pil(a, mode)
     params: dict[str, Any] = {}
     if info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and (mode == "CMYK") == (like is not None and like.mode == "CMYK"):
@@ -270,10 +297,14 @@ def write_image_file(
             params["quality"] = quality
     elif fmt == "TIFF" and info.get("compression") in ("tiff_lzw", "tiff_adobe_deflate", "packbits", "raw"):
         params["compression"] = info["compression"]
-    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
+    if fmt == "PNG":
+        params["compress_level"] = compress_level
+    out = io.BytesIO()
+    img.save(out, format=fmt, **params)
+    return out.getvalue()
 
 
-def _png16(a: np.ndarray, info: dict[str, Any]) -> bytes:
+def _png16(a: np.ndarray, info: dict[str, Any], compress_level: int = 6) -> bytes:
     """A 16-bit RGB / RGBA PNG (Pillow cannot write these) with the ICC profile, DPI and EXIF."""
     h, w = a.shape[:2]
     c = a.shape[2]
@@ -297,7 +328,7 @@ def _png16(a: np.ndarray, info: dict[str, Any]) -> bytes:
             out.write(chunk(b"eXIf", data[6:] if data.startswith(b"Exif\x00\x00") else data))
     rows = a.astype(">u2").reshape(h, w * c).view(np.uint8).reshape(h, w * c * 2)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-    out.write(chunk(b"IDAT", zlib.compress(raw, 6)))
+    out.write(chunk(b"IDAT", zlib.compress(raw, compress_level)))
     out.write(chunk(b"IEND", b""))
     return out.getvalue()
 
@@ -310,4 +341,5 @@ def pil_image(f: ImageFile) -> Image.Image:
     return _pil(a, f.mode)
 
 
-__all__ = ["ImageFile", "read_image_file", "write_image_file", "pil_image", "MODES"]
+__all__ = ["ImageFile", "read_image_file", "write_image_file", "encode_image_file", "from_decoded", "header_facts",
+           "pil_image", "MODES"]

@@ -143,6 +143,8 @@ def mask_from_array(a: np.ndarray) -> np.ndarray:
         raise MaskError(f"a mask must be (H, W) or (H, W, 1|2|3|4); got shape {tuple(a.shape)}")
     if a.dtype == bool:
         a = a.astype(np.uint8)
+    if a.dtype == np.uint8 and a.shape[2] == 3:  # the common RGB mask, without float copies
+        return a.max(axis=2) > 127
     full = _full_scale(a)
     x = a.astype(np.float32) / full
     if a.shape[2] in (2, 4):
@@ -173,6 +175,8 @@ def _full_scale(a: np.ndarray) -> float:
 def _threshold(a: np.ndarray) -> np.ndarray:
     if a.dtype == bool:
         return a.copy()
+    if a.dtype in (np.uint8, np.uint16):  # the same test in integers: v / full > 0.5 <=> v > full // 2
+        return a > int(_full_scale(a)) // 2
     return a.astype(np.float32) / _full_scale(a) > 0.5
 
 

@@ -405,11 +405,14 @@ def _to_float(a: np.ndarray) -> np.ndarray:
 
 
 def _from_float(f: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 in [0, 1] -> the native dtype (rounded for integers)."""
-    if dtype == np.uint8:
-        return np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(f * 65535.0), 0, 65535).astype(np.uint16)
+    """float32 in [0, 1] -> the native dtype (rounded for integers). Works in one float32 buffer (a
+    window of a large photo is hundreds of MB as float32; temporaries per step would multiply that)."""
+    if dtype in (np.uint8, np.uint16):
+        full = 255.0 if dtype == np.uint8 else 65535.0
+        x = np.multiply(f, np.float32(full), dtype=np.float32)  # the one new buffer
+        np.rint(x, out=x)
+        np.clip(x, 0, full, out=x)
+        return x.astype(dtype)
     return np.clip(f, 0.0, 1.0).astype(dtype)
 
 

@@ -20,11 +20,12 @@ empty or full mask), 500 (the model failed; details only in the server log) and 
 
 Resources are bounded: at most ``max_in_flight`` requests are decoded, inferred and encoded at once
 (in a dedicated thread pool, off the event loop, so the page, health and other requests stay
-responsive) and at most ``max_queued`` more wait; a request beyond that is refused with 503 *before
-its body is read*, so a flood cannot fill the memory. An admitted request holds its place while its
-body is read, so bodies must arrive in time: each part within ``read_timeout_s``, the whole body
-within ``body_timeout_s``, and at ``min_body_rate`` bytes/s or faster after ``rate_grace_s`` (else
-408): slow senders cannot hold the places. Bodies are capped by ``Content-Length`` and again while
+responsive) and at most ``max_queued`` more wait; while that queue is full a request is refused with
+503 *before its body is read*, so a flood cannot fill the memory. Bodies are read before a request
+takes a queue place, at most ``max_reading`` at once, and must arrive in time: each part within
+``read_timeout_s``, the whole body within ``body_timeout_s``, and at ``min_body_rate`` bytes/s or
+faster after ``rate_grace_s`` (else 408). Slow senders hold reading places only, and only briefly:
+they cannot lock others out of the queue. Bodies are capped by ``Content-Length`` and again while
 streaming (``Transfer-Encoding: chunked`` bodies too); an image's pixel count and decoded size are
 checked from its header before it is decoded (the memory budget, :attr:`ServerLimits.memory_budget_bytes`,
 follows from the pixel limit), and only PNG, JPEG, WebP, BMP, TIFF and GIF are opened. Every error
@@ -66,7 +67,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from inpaintgan import __version__
-from inpaintgan.imageio import dilate_mask, mask_from_array, to_rgb
+from inpaintgan.imagefile import ImageFile, encode_image_file, from_decoded, header_facts
+from inpaintgan.imageio import dilate_mask, mask_from_array
 from inpaintgan.inpainter import STRATEGIES, Inpainter
 from inpaintgan.postprocess import BLEND_MODES
 from inpaintgan.server.guards import BodyTooSlow, HostCheck, timed_receive
@@ -86,9 +88,11 @@ PAGE_CSP = (
 )
 
 
-#: measured peak working memory of one request per image pixel (decode, mask, fill, encode; see
-#: benchmarks/bench_server.py): the basis of :attr:`ServerLimits.memory_budget_bytes`
-WORK_BYTES_PER_PIXEL = 24
+#: peak working memory of one request per image pixel (decode, mask, fill, encode), rounded up from
+#: the 45.5 bytes measured for a 24 MP PNG with a hole of a quarter of each side (the crop strategy's
+#: window is then most of the photo, in float32; benchmarks/bench_server.py --large): the basis of
+#: :attr:`ServerLimits.memory_budget_bytes`
+WORK_BYTES_PER_PIXEL = 48
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class ServerLimits:
     max_queued: int = 4
     #: largest ``dilate`` option (px)
     max_dilate: int = 64
+    #: request bodies read at once (before a request takes an inference place); more get 503
+    max_reading: int = 16
     #: longest wait for the next part of a request body (s); slower clients get 408
     read_timeout_s: float = 10.0
     #: longest time for a whole request body (s)
@@ -114,7 +120,7 @@ class ServerLimits:
     rate_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_in_flight"):
+        for name in ("max_upload_bytes", "max_pixels", "max_in_flight", "max_reading"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_queued", "max_dilate", "min_body_rate", "rate_grace_s"):
@@ -244,14 +250,18 @@ def _zoo_description(name: str) -> str | None:
 class InferenceQueue:
     """Bounded admission + a dedicated thread pool for inference.
 
-    A request is *admitted* (:meth:`try_admit`) before its body is read, and holds its place until
-    its inference has finished (or it failed earlier); at most ``max_in_flight + max_queued`` are
-    admitted at once, so memory is bounded by that many request bodies and images. Inference runs
-    in a pool of ``max_in_flight`` threads; the event loop only waits for it.
+    A request first takes a *reading* place (:meth:`try_read`, at most ``max_reading``) while its body
+    is read under the body time limits, then is *admitted* (:meth:`try_admit`) and holds its place
+    until its work has finished (or it failed earlier); at most ``max_in_flight + max_queued`` are
+    admitted at once. While the queue is full, requests are refused before their body is read. So
+    memory is bounded by ``max_reading + max_in_flight + max_queued`` request bodies and
+    ``max_in_flight`` decoded images. Decoding, inference and encoding run in a pool of
+    ``max_in_flight`` threads; the event loop only waits for it.
     """
 
-    def __init__(self, max_in_flight: int, max_queued: int):
-        self.max_in_flight, self.max_queued = max_in_flight, max_queued
+    def __init__(self, max_in_flight: int, max_queued: int, max_reading: int = 16):
+        self.max_in_flight, self.max_queued, self.max_reading = max_in_flight, max_queued, max_reading
+        self.reading = 0  # bodies being read; changed on the event loop only
         self.admitted = 0  # changed on the event loop only
         self.running = 0
         self.served = 0
@@ -263,6 +273,18 @@ class InferenceQueue:
     @property
     def capacity(self) -> int:
         return self.max_in_flight + self.max_queued
+
+    def try_read(self) -> bool:
+        """Take a place to read a request body: refused while the queue is full (the body would be
+        refused anyway) or ``max_reading`` bodies are being read."""
+        if self.admitted >= self.capacity or self.reading >= self.max_reading:
+            self.rejected += 1
+            return False
+        self.reading += 1
+        return True
+
+    def done_reading(self) -> None:
+        self.reading = max(0, self.reading - 1)
 
     def try_admit(self) -> bool:
         if self.admitted >= self.capacity:
@@ -319,7 +341,7 @@ class InferenceQueue:
 
     def state(self) -> dict[str, Any]:
         return dict(
-            in_flight=self.running, queued=max(0, self.admitted - self.running), served=self.served,
+            in_flight=self.running, queued=max(0, self.admitted - self.running), reading=self.reading, served=self.served,
             rejected=self.rejected, max_in_flight=self.max_in_flight, max_queued=self.max_queued,
             avg_inference_s=None if self.avg_seconds is None else round(self.avg_seconds, 4),
         )
@@ -500,6 +522,17 @@ def parse_options(fields: Mapping[str, Any], accept: str, pool: ModelPool, limit
 
 def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
     """Bytes -> a fully decoded, upright PIL image; the size is checked from the header first."""
+    return _decode(data, what, max_pixels)[0]
+
+
+def decode_image_file(data: bytes, what: str, max_pixels: int) -> ImageFile:
+    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` (the one reader's result: mode, 16-bit
+    depth, alpha, ICC, DPI and EXIF kept), with this server's checks and errors."""
+    img, facts = _decode(data, what, max_pixels)
+    return from_decoded(img, facts, data)
+
+
+def _decode(data: bytes, what: str, max_pixels: int) -> tuple[Image.Image, dict[str, Any]]:
     if not data:
         raise ApiError(422, "not_an_image", f"the {what} is empty (0 bytes)")
     try:
@@ -525,13 +558,14 @@ def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            facts = header_facts(img)  # after the size checks: reading EXIF may decode
             img.load()
             out = ImageOps.exif_transpose(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ApiError(413, "too_many_pixels", f"the {what} is refused as a possible decompression bomb ({e})") from None
     except (OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error) as e:
         raise ApiError(422, "corrupt_image", f"the {what} could not be decoded: truncated or corrupt ({e})") from None
-    return out
+    return out, facts
 
 
 #: decoded bytes per pixel of the Pillow modes a request can produce (others count as 8)
@@ -543,9 +577,9 @@ def _bytes_per_pixel(mode: str) -> int:
     return _BYTES_PER_PIXEL.get(mode, 8)
 
 
-def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[Image.Image, np.ndarray]:
+def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[ImageFile, np.ndarray]:
     """Decode and check the image and the mask; the hole (bool (H, W), dilated) or a 4xx error."""
-    image = decode_image(image_bytes, "image", limits.max_pixels)
+    image = decode_image_file(image_bytes, "image", limits.max_pixels)
     mimg = decode_image(mask_bytes, "mask", limits.max_pixels)
     if mimg.mode == "P":
         mimg = mimg.convert("RGBA")
@@ -567,22 +601,10 @@ def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits:
     return image, hole
 
 
-def encode_image(img: Image.Image, fmt: str, quality: int, source: Image.Image) -> bytes:
-    params: dict[str, Any] = {}
-    icc = source.info.get("icc_profile")
-    if icc and img.mode == source.mode:  # a CMYK profile does not describe the RGB result
-        params["icc_profile"] = icc
-    exif = source.info.get("exif")  # exif_transpose already removed the orientation tag
-    if exif:
-        params["exif"] = exif
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        if img.mode not in ("RGB", "L"):
-            img = img.convert("L") if img.mode in ("LA", "I", "I;16", "F") else to_rgb(img)
-        img.save(buf, "JPEG", quality=quality, **params)
-    else:
-        img.save(buf, "PNG", compress_level=3, **params)
-    return buf.getvalue()
+def encode_image(pixels: np.ndarray, fmt: str, quality: int, source: ImageFile) -> bytes:
+    """The answer's bytes, by the one writer: PNG in the source's mode and depth (alpha, ICC, DPI, EXIF
+    kept), or JPEG (no alpha; 16-bit data as 8 bits)."""
+    return encode_image_file(pixels, "JPEG" if fmt == "jpeg" else "PNG", like=source, quality=quality, compress_level=3)
 
 
 # ------------------------------------------------------------------------------------------- app
@@ -654,7 +676,7 @@ def create_app(
     if inpainter is None:
         inpainter = Inpainter.from_pretrained(model, device=device)
     pool = ModelPool(inpainter, models, zoo, device)
-    queue = InferenceQueue(limits.max_in_flight, limits.max_queued)
+    queue = InferenceQueue(limits.max_in_flight, limits.max_queued, limits.max_reading)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -707,18 +729,26 @@ def create_app(
                 raise ApiError(413, "upload_too_large",
                                f"the request body is {_mb(n)}, over this server's limit of {_mb(limits.max_upload_bytes)}",
                                headers={"Connection": "close"})  # the body is not read: no keep-alive
-        if not queue.try_admit():  # a flood costs no memory: the body is read and dropped, never kept
+        if not queue.try_read():  # a flood costs no memory: the body is read (time-limited) and dropped
             wait = queue.retry_after()
             await drain_body(request, limits)
             raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
                            headers={"Retry-After": str(wait)})
+        # The body is read before the request takes an inference place: a client that sends slowly holds a
+        # reading place only (max_reading of them), and only until the body limits end it with a 408.
+        try:
+            image_bytes, mask_bytes, fields = await read_inpaint_request(request, limits)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            queue.done_reading()
+        opts = parse_options(fields, request.headers.get("accept", ""), pool, limits)
+        if not queue.try_admit():
+            wait = queue.retry_after()
+            raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
         handed_off = False
         try:
-            try:
-                image_bytes, mask_bytes, fields = await read_inpaint_request(request, limits)
-            except ClientDisconnect:
-                return Response(status_code=400)
-            opts = parse_options(fields, request.headers.get("accept", ""), pool, limits)
             data = [image_bytes, mask_bytes]
             del image_bytes, mask_bytes
 
@@ -729,7 +759,7 @@ def create_app(
                 data.clear()
                 inp = pool.get(opts.model)
                 t = time.perf_counter()
-                out = inp(image, hole, strategy=opts.strategy, blend=opts.blend)
+                out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
                 seconds = time.perf_counter() - t
                 return encode_image(out, opts.format, opts.quality, image), seconds
 
