@@ -277,3 +277,19 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(image_folder, tmp_pa
     lines = (out / "metrics.csv").read_text().splitlines()
     steps = [int(float(r.split(",")[0])) for r in lines[1:] if r.split(",")[0].replace(".", "").isdigit()]
     assert 3 in steps and math.isfinite(steps[-1])
+
+
+def test_options_are_checked_where_they_enter(tmp_path, model_file, capsys):
+    from inpaintgan.imageio import read_image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match="max_pixels must be an integer >= 0"):
+        read_image(tmp_path / "a.png", max_pixels=-1)
+    base = ["fill", str(tmp_path / "a.png"), "--mask", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", str(model_file)]
+    for extra, msg in [(["--max-pixels", "-1"], "must be >= 0, got -1"), (["--working-size", "0"], "must be >= 1, got 0")]:
+        with pytest.raises(SystemExit) as e:
+            main(base + extra)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--max-pixels", "-5"])
+    assert "must be >= 1" in capsys.readouterr().err

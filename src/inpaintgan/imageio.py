@@ -60,6 +60,8 @@ def open_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     ours, Pillow's decompression-bomb limit still applies).
     """
     path = Path(path)
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0):
+        raise ValueError(f"max_pixels must be an integer >= 0 (0 or None: no limit of ours), got {max_pixels!r}")
     if not path.exists():
         raise ImageReadError(f"image file not found: {path}")
     if path.is_dir():

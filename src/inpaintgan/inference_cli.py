@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from inpaintgan.cli import CLIError
+from inpaintgan.cli_types import int_at_least
 from inpaintgan.imageio import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_EXTS
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -384,7 +385,7 @@ def register(sub: Any) -> None:
     _add_model_args(p)
     p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
                    help="auto (default): the whole image when its short side is at most 2x the working size, else a crop around each hole")
-    p.add_argument("--working-size", type=int, default=None, help="scale the network works at (default: the model's training size)")
+    p.add_argument("--working-size", type=int_at_least(1), default=None, help="scale the network works at (default: the model's training size)")
     p.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the holes by N pixels (default 0)")
     p.add_argument("--resize-mask", action="store_true", help="resize masks of another size to the image (else an error)")
     p.add_argument("--blend", default="none", choices=("none", "poisson"), help="Poisson-blend the fill into the image (GLCIC's post-processing)")
@@ -403,7 +404,7 @@ def register(sub: Any) -> None:
     p.add_argument("--quality", type=quality_arg, default=95, metavar="Q|keep",
                    help="JPEG/WebP quality 1..100 (default 95), or 'keep': JPEG reuses the input's quantisation "
                    "tables, WebP is written lossless. PNG, TIFF and BMP keep known pixels bit for bit anyway")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
+    p.add_argument("--max-pixels", type=int_at_least(0), default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
     p.set_defaults(func=cmd_fill)
 

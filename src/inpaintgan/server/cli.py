@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from inpaintgan.cli import CLIError
+from inpaintgan.cli_types import int_at_least
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 
@@ -101,7 +102,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-queued", type=int, default=4, metavar="N",
                    help="requests waiting for an inference; more get 503 + Retry-After (default 4)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest request body (default 50 MiB)")
-    p.add_argument("--max-pixels", type=int, default=25_000_000, metavar="N",
+    p.add_argument("--max-pixels", type=int_at_least(1), default=25_000_000, metavar="N",
                    help="largest image, width x height, checked before decoding (default 25,000,000)")
     p.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
                    help="longest wait for the next part of a request body; slower uploads get 408 (default 10)")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from inpaintgan.cli_types import int_at_least
+
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="YAML preset (see configs/); defaults reproduce the paper")
@@ -141,6 +143,6 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder")
     p.add_argument("--output", "-o", required=True, help="model file to write (.safetensors)")
     p.add_argument("--half", action="store_true", help="store weights in float16")
-    p.add_argument("--working-size", type=int, default=0, metavar="PX",
+    p.add_argument("--working-size", type=int_at_least(0), default=0, metavar="PX",
                    help="the scale the model fills at (fully convolutional methods; default: the training crop size)")
     p.set_defaults(func=cmd_export)
