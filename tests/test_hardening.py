@@ -20,7 +20,7 @@ from conftest import tiny_glcic_overrides, write_image_folder
 from inpaintgan.checkpoints import CheckpointError, load_any, load_model, save_model
 from inpaintgan.cli import main
 from inpaintgan.config import ConfigError, load_config
-from inpaintgan.finite import NonFiniteError
+from inpaintgan.finite import NonFiniteError, NonFiniteInputError
 from inpaintgan.imageio import MaskError
 from inpaintgan.inpainter import Inpainter
 from inpaintgan.methods.glcic import GLCIC, GLCICConfig
@@ -205,9 +205,9 @@ def test_non_finite_inputs_are_refused(model_file):
     hole = np.zeros((32, 32), bool)
     hole[8:16, 8:16] = True
     img[7, 8, 0] = np.nan  # next to the hole
-    with pytest.raises(ValueError, match="NaN/Inf"):
+    with pytest.raises(NonFiniteInputError, match="NaN/Inf"):
         inp(img, hole)
-    with pytest.raises(ValueError, match="NaN/Inf"):
+    with pytest.raises(NonFiniteInputError, match="NaN/Inf"):
         inp(torch.from_numpy(img).permute(2, 0, 1), hole)
     mask = hole.astype(np.float32)
     mask[0, 0] = np.inf

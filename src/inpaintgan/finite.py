@@ -14,6 +14,10 @@ class NonFiniteError(FloatingPointError):
     """A network produced NaN or infinite values (an output, or a training loss)."""
 
 
+class NonFiniteInputError(ValueError):
+    """An input image holds NaN or infinite values."""
+
+
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[str, int] | None:
     """(name, count of NaN/Inf values) of the first floating-point tensor that is not all finite."""
     for name, t in named:

@@ -51,7 +51,7 @@ from torch import Tensor
 
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
-from inpaintgan.finite import array_is_finite, check_finite_output
+from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
@@ -230,7 +230,7 @@ def _check_array(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype.kind == "f" and a.size:
         if not array_is_finite(a):
             bad = int((~np.isfinite(a)).sum())
-            raise ValueError(f"{_pre(name)}the image holds {bad} NaN/Inf value(s); float images must be finite, in [0, 1]")
+            raise NonFiniteInputError(f"{_pre(name)}the image holds {bad} NaN/Inf value(s); float images must be finite, in [0, 1]")
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise ValueError(f"{_pre(name)}float images must be in [0, 1], got values in [{lo:g}, {hi:g}] (uint8 data / 255?)")
