@@ -293,3 +293,19 @@ def test_options_are_checked_where_they_enter(tmp_path, model_file, capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--max-pixels", "-5"])
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_temp_files_of_a_killed_writer_go_at_the_next_write(tmp_path):
+    import os
+
+    from inpaintgan.checkpoints import atomic_write
+
+    dead = tmp_path / ".out.png.999999999.abc.tmp"  # no such process
+    live = tmp_path / f".out.png.{os.getpid()}.def.tmp"  # a write of this process, still going
+    other = tmp_path / ".other.png.999999999.x.tmp"  # another file's
+    for p in (dead, live, other):
+        p.write_bytes(b"half")
+    atomic_write(tmp_path / "out.png", lambda tmp: Path(tmp).write_bytes(b"done"))
+    assert (tmp_path / "out.png").read_bytes() == b"done"
+    assert not dead.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.png.999999999.x.tmp", live.name, "out.png"])

@@ -28,11 +28,38 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Temp files of earlier atomic writes of ``path`` whose process is gone (killed mid-write):
+    ``.NAME.PID.XXXX.tmp``. So a temp file never outlives its process's next write of that file."""
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return
+    for p in candidates:
+        pid = p.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+
+
 def atomic_write(path: str | Path, write_fn) -> Path:
-    """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
+    """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file.
+    The temp file (``.NAME.PID.XXXX.tmp`` beside ``path``) is removed on any error, and, should the
+    process be killed, by the next write of ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write_fn(tmp)
