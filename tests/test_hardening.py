@@ -309,3 +309,14 @@ def test_temp_files_of_a_killed_writer_go_at_the_next_write(tmp_path):
     assert (tmp_path / "out.png").read_bytes() == b"done"
     assert not dead.exists() and live.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.png.999999999.x.tmp", live.name, "out.png"])
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["eval", "--model", "telea", "--data", "x", "--size", "-1"], "must be >= 0, got -1"),
+    (["eval", "--model", "telea", "--data", "x", "--batch-size", "0"], "must be >= 1, got 0"),
+    (["masks", "-n", "0", "--out", "x"], "must be >= 1, got 0"),
+])
+def test_eval_options_are_checked_where_they_enter(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and msg in capsys.readouterr().err
