@@ -320,3 +320,20 @@ def test_eval_options_are_checked_where_they_enter(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_api_errors_are_the_projects_own(model_file):
+    from inpaintgan.errors import InpaintInputError
+
+    inp = Inpainter.from_pretrained(model_file, device="cpu")
+    img, hole = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), bool)
+    hole[4:8, 4:8] = True
+    for call, msg in [(lambda: inp(img, hole, strategy="nope"), "unknown strategy"),
+                      (lambda: inp(object(), hole), "unsupported image type"),
+                      (lambda: inp(np.zeros((32, 32, 3), np.int64), hole), "unsupported dtype"),
+                      (lambda: inp(img, hole, working_size=-4), "working")]:
+        with pytest.raises(InpaintInputError, match=msg) as e:
+            call()
+        assert isinstance(e.value, ValueError) and isinstance(e.value, TypeError)
+    with pytest.raises(MaskError):  # the more specific project errors pass through as they are
+        inp(img, np.ones((32, 32), bool))

@@ -51,6 +51,7 @@ from torch import Tensor
 
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
+from inpaintgan.errors import project_errors
 from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -495,6 +496,7 @@ class Inpainter:
 
     # ---------------------------------------------------------------------------------- public call
 
+    @project_errors
     def __call__(
         self,
         image: Any,
@@ -595,6 +597,7 @@ class Inpainter:
             )
         return strategy
 
+    @project_errors
     def fill_array(
         self,
         data: np.ndarray,
@@ -696,12 +699,14 @@ class Inpainter:
 
     # ------------------------------------------------------- harmonization and guided inpainting
 
+    @project_errors
     def harmonize(self, image: Any, region: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """Re-tone ``region`` (white / 1 = harmonise) of one image to fit the rest, for methods that
         have ``harmonize`` (e.g. btgmi). The whole image goes through the network at its own size
         (strategy ``full``); pixels outside the region come back exactly. Returns the input's kind."""
         return self._task("harmonize", image, region, None, None, max_pixels)
 
+    @project_errors
     def guided(self, image: Any, mask: Any, guide: Any, guide_mask: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """Guided inpainting for methods that have ``guided_inpaint`` (e.g. btgmi): ``guide`` (an image of
         the same size, already positioned) is used where ``guide_mask`` is set and harmonised, the rest
