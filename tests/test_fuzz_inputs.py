@@ -198,3 +198,33 @@ def test_endpoint_answers_only_200_or_4xx_for_random_options_and_sizes(client, f
     Image.fromarray(m).save(bm, "PNG")
     _assert_client_error_or_ok(client.post(f"{API}/inpaint", files={"image": bi.getvalue(), "mask": bm.getvalue()},
                                            data={k: str(v) for k, v in fields.items()}))
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def _config_keys() -> list[str]:
+    import dataclasses
+
+    from inpaintgan.config import DataConfig, MaskConfig, TrainConfig
+    from inpaintgan.methods.glcic import GLCICConfig
+
+    keys = []
+    for section, cls in (("data", DataConfig), ("masks", MaskConfig), ("train", TrainConfig), ("model", GLCICConfig)):
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+@FUZZ
+@given(
+    key=st.sampled_from(_config_keys()),
+    value=st.text(max_size=20) | st.sampled_from(["1e-4", "-1", "0", "nan", "inf", "no", "[1, 2]", "{a: 1}", "[", "~", "1_000"]),
+)
+def test_config_overrides_raise_only_config_errors(key, value):
+    """Any text for any key: a config, or a ConfigError naming the key (never another exception)."""
+    from inpaintgan.config import ConfigError, load_config
+
+    try:
+        load_config(None, ["method=glcic", f"{key}={value}"])
+    except ConfigError as e:
+        assert key.split(".")[-1] in str(e) or "override" in str(e), str(e)
