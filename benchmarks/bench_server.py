@@ -13,6 +13,16 @@ given model and the server's default limits (1 inference at a time, 4 queued), t
 3. ``burst + retry``: the same flood, each client honouring ``Retry-After`` (plus up to 0.5 s of
    jitter) until it gets its 200 or ``--timeout`` runs out.
 
+With ``--attack`` (slow-upload attack, issue 19 item 1): ``--attackers`` clients send headers and then
+one body byte every ``--attack-gap`` seconds (reconnecting whenever the server closes them), for
+``--attack-seconds``, while one legitimate client sends requests one after another (honouring
+``Retry-After``). Reported: legitimate requests served, their latency, and the attackers' 408s.
+
+With ``--large MP`` (large-pixel burst, issue 19 item 2): ``--large-requests`` requests at once, each a
+flat-gradient PNG of MP megapixels (a small upload that decodes large) with a hole of a quarter of
+each side, with retry. Reported: the server's peak RSS over the burst against its documented budget
+(start-up RSS + ``ServerLimits.memory_budget_bytes``, from the pixel limit).
+
 Afterwards the server must still answer ``/api/v1/health`` with 200, and its resident memory (RSS,
 from ``/proc``) must not have grown by more than ``--max-rss-growth-mb`` over the floods. The request
 is a photo (the bundled ``mountain.jpg`` resized to ``--size`` on its long side, PNG) with a centred
@@ -40,6 +50,8 @@ import httpx
 import numpy as np
 from machine import machine_info  # benchmarks/machine.py (scripts run from benchmarks/)
 from PIL import Image
+
+from inpaintgan.server.app import WORK_BYTES_PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # loopback only, never configurable
@@ -187,6 +199,88 @@ def summarize(name: str, results: list[dict], wall: float) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------ attack and large
+
+
+def _slow_client(host: str, port: int, gap: float, stop: threading.Event, answers: list[str]) -> None:
+    """One attacker: headers, a part header, then a byte every ``gap`` s; reconnects when closed."""
+    import socket
+
+    while not stop.is_set():
+        try:
+            with socket.create_connection((host, port), timeout=10) as s:
+                s.sendall((f"POST /api/v1/inpaint HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; "
+                           "boundary=xx\r\nContent-Length: 10000000\r\n\r\n--xx\r\nContent-Disposition: form-data; "
+                           'name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n').encode())
+                s.settimeout(gap)
+                answer = b""
+                while not stop.is_set():
+                    try:
+                        s.sendall(b"a")
+                    except OSError:
+                        break
+                    try:
+                        chunk = s.recv(65536)
+                    except TimeoutError:
+                        continue
+                    if not chunk:
+                        break
+                    answer += chunk
+                    if b"\r\n\r\n" in answer:
+                        break
+                if answer:
+                    answers.append(answer.split(b" ", 2)[1].decode() if b" " in answer else "?")
+        except OSError:
+            time.sleep(0.1)
+
+
+def slow_upload_attack(url: str, image: bytes, mask: bytes, attackers: int, gap: float, seconds: float) -> dict:
+    host, port = url.split("//")[1].strip("/").split(":")
+    stop = threading.Event()
+    answers: list[str] = []
+    threads = [threading.Thread(target=_slow_client, args=(host, int(port), gap, stop, answers), daemon=True)
+               for _ in range(attackers)]
+    for t in threads:
+        t.start()
+    time.sleep(min(1.0, seconds / 4))  # the attackers hold the places first
+    served, busy, lat = 0, 0, []
+    t_end = time.monotonic() + seconds
+    with httpx.Client(timeout=60) as c:
+        while time.monotonic() < t_end:
+            t0 = time.perf_counter()
+            try:
+                r = c.post(url + "api/v1/inpaint", files={"image": ("p.png", image, "image/png"),
+                                                         "mask": ("m.png", mask, "image/png")})
+            except httpx.HTTPError:
+                busy += 1
+                continue
+            if r.status_code == 200:
+                served += 1
+                lat.append((time.perf_counter() - t0) * 1e3)
+            else:
+                busy += 1
+                time.sleep(min(float(r.headers.get("retry-after", "1")), 1.0))
+    stop.set()
+    for t in threads:
+        t.join(5)
+    return {"served": served, "refused": busy, "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+            "attacker_answers": {k: answers.count(k) for k in sorted(set(answers))}}
+
+
+def large_files(megapixels: float) -> tuple[bytes, bytes, str]:
+    w = int(round((megapixels * 1e6 * 3 / 2) ** 0.5))
+    h = int(round(megapixels * 1e6 / w))
+    x, y = np.linspace(0, 255, w).astype(np.uint8), np.linspace(0, 255, h).astype(np.uint8)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:, :, 0], img[:, :, 1], img[:, :, 2] = x[None, :], y[:, None], 128
+    mask = np.zeros((h, w), np.uint8)
+    mask[h * 3 // 8 : h * 5 // 8, w * 3 // 8 : w * 5 // 8] = 255
+    bi, bm = io.BytesIO(), io.BytesIO()
+    Image.fromarray(img).save(bi, "PNG")
+    Image.fromarray(mask).save(bm, "PNG")
+    return bi.getvalue(), bm.getvalue(), f"{w}x{h}"
+
+
 # ------------------------------------------------------------------------------------ reporting
 
 
@@ -260,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a flood may take, per request and in all (default 300)")
     p.add_argument("--max-queued", type=int, default=None, help="the server's --max-queued (default: its default)")
     p.add_argument("--max-rss-growth-mb", type=float, default=256.0, help="allowed RSS growth over the floods (default 256)")
+    p.add_argument("--attack", action="store_true", help="also run the slow-upload attack (see the docstring)")
+    p.add_argument("--attackers", type=int, default=5, help="slow-upload clients (default 5)")
+    p.add_argument("--attack-gap", type=float, default=5.0, help="seconds between their body bytes (default 5)")
+    p.add_argument("--attack-seconds", type=float, default=30.0, help="how long the attack runs (default 30)")
+    p.add_argument("--large", type=float, default=0.0, metavar="MP", help="also a burst of MP-megapixel requests (e.g. 24)")
+    p.add_argument("--large-requests", type=int, default=10, help="requests in the large-pixel burst (default 10)")
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"), help="Markdown file to add to ('' = none)")
     args = p.parse_args(argv)
     if not 1 <= args.requests <= 10_000 or not 1 <= args.concurrency <= 1000:
@@ -284,6 +384,20 @@ def main(argv: list[str] | None = None) -> int:
             print("burst + retry (Retry-After)", file=sys.stderr, flush=True)
             retry, wall = asyncio.run(flood(url, image, mask, args.requests, args.concurrency, args.timeout, retry=True))
             rows.append(summarize("burst + retry", retry, wall))
+            attack = large = None
+            if args.attack:
+                print(f"slow-upload attack: {args.attackers} clients, a byte every {args.attack_gap:g} s, "
+                      f"{args.attack_seconds:g} s", file=sys.stderr, flush=True)
+                attack = slow_upload_attack(url, image, mask, args.attackers, args.attack_gap, args.attack_seconds)
+            if args.large:
+                big, bigm, big_size = large_files(args.large)
+                rss0 = server.memory_mib()["VmRSS"]
+                print(f"large-pixel burst: {args.large_requests} x {big_size}", file=sys.stderr, flush=True)
+                res, wall = asyncio.run(flood(url, big, bigm, args.large_requests, args.large_requests, args.timeout, retry=True))
+                lim = health["limits"]
+                budget = lim["max_in_flight"] * WORK_BYTES_PER_PIXEL * lim["max_pixels"] / 2**20
+                large = {"size": big_size, "upload_kb": (len(big) + len(bigm)) / 1024, "row": summarize("large burst", res, wall),
+                         "rss_before": rss0, "peak": server.memory_mib()["VmHWM"], "budget": budget}
             alive = server.alive()
             try:
                 after = httpx.get(url + "api/v1/health", timeout=30)
@@ -296,7 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         mem_end, peak = mem["VmRSS"], mem["VmHWM"]
 
     rb, rr = rows[-2], rows[-1]
-    checks = [
+    extra_checks = []
+    if attack is not None:
+        extra_checks.append(("legitimate requests served during the slow-upload attack", attack["served"] > 0))
+    if large is not None:
+        extra_checks.append(("peak RSS within start-up + budget", large["peak"] <= mem_start + large["budget"]))
+    checks = extra_checks + [
         ("every request answered 200 or 503", rb["lost"] == 0 and rr["lost"] == 0),
         ("some 200s in the burst", rb["ok"] > 0),
         ("every retrying client served", rr["ok"] == rr["requests"]),
@@ -311,6 +430,17 @@ def main(argv: list[str] | None = None) -> int:
         "memory": {"start": mem_start, "end": mem_end, "peak": peak},
     }
     text = to_markdown(rows, machine_info(args.device), meta, checks, argv)
+    if attack is not None:
+        text += (f"\nSlow-upload attack: {args.attackers} clients sending a body byte every {args.attack_gap:g} s for "
+                 f"{args.attack_seconds:g} s; one legitimate client meanwhile: {attack['served']} served (p50 "
+                 f"{fmt(attack['p50'])} ms, p99 {fmt(attack['p99'])} ms), {attack['refused']} refused; the attackers' "
+                 f"answers: {attack['attacker_answers'] or 'none'}.\n")
+    if large is not None:
+        r = large["row"]
+        text += (f"\nLarge-pixel burst: {r['requests']} requests at once of a {large['size']} PNG + mask "
+                 f"({large['upload_kb']:.0f} KB each), with retry: {r['ok']} served in {r['wall_s']:.1f} s. Server RSS "
+                 f"{large['rss_before']:.0f} MiB before, peak {fmt(large['peak'])} MiB; documented budget: start-up RSS "
+                 f"{mem_start:.0f} MiB + {large['budget']:.0f} MiB (max_in_flight x {WORK_BYTES_PER_PIXEL} B x max_pixels).\n")
     print(text)
     for r in rows:
         if r["lost"]:

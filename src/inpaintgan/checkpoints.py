@@ -28,11 +28,38 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Temp files of earlier atomic writes of ``path`` whose process is gone (killed mid-write):
+    ``.NAME.PID.XXXX.tmp``. So a temp file never outlives its process's next write of that file."""
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return
+    for p in candidates:
+        pid = p.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+
+
 def atomic_write(path: str | Path, write_fn) -> Path:
-    """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
+    """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file.
+    The temp file (``.NAME.PID.XXXX.tmp`` beside ``path``) is removed on any error, and, should the
+    process be killed, by the next write of ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write_fn(tmp)
@@ -90,7 +117,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a valid safetensors model file: {e}") from None
     if "inpaintgan" not in meta:
         raise CheckpointError(f"{path} has no inpaintgan metadata (not exported by inpaintgan?)")
-    return json.loads(meta["inpaintgan"])
+    return check_metadata(meta["inpaintgan"], path)
+
+
+def check_metadata(text: str, path: str | Path) -> dict[str, Any]:
+    """The parsed ``inpaintgan`` metadata, or a CheckpointError saying what is wrong with it."""
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: its inpaintgan metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its inpaintgan metadata must be a JSON object, got {type(meta).__name__}")
+    if not isinstance(meta.get("method"), str):
+        raise CheckpointError(f"{path}: its inpaintgan metadata names no method (key 'method'); not an inpaintgan model file?")
+    for key in ("image_size", "channels"):
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise CheckpointError(f"{path}: metadata {key}={v!r} must be a positive integer")
+    if meta.get("config") is not None and not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{path}: metadata 'config' must be a JSON object")
+    return meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
@@ -104,6 +150,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     meta = read_metadata(path)
     cls = get_method(meta["method"])
     cfg = from_dict(cls.Config, meta.get("config") or {}, "config")
+    missing = [k for k in ("image_size", "channels") if meta.get(k) is None]
+    if missing:
+        raise CheckpointError(f"{path}: its metadata lacks {', '.join(missing)}")
     method = cls(cfg, image_size=int(meta["image_size"]), channels=int(meta["channels"]))
     load_weights_into(method, path, meta)
     return method.to(device).eval(), meta
@@ -147,6 +196,9 @@ def load_weights_into(method, path: str | Path, meta: dict[str, Any] | None = No
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read weights from {path}: {e}") from None
+    from inpaintgan.finite import check_finite_weights
+
+    check_finite_weights(tensors.items(), path)
     skipped: list[str] = []
     for name in method.inference_modules:
         prefix = f"{name}."
@@ -178,6 +230,21 @@ def load_training_state(path: str | Path, map_location="cpu") -> dict[str, Any]:
         raise CheckpointError(f"cannot load checkpoint {path} (corrupt, or holds pickled objects): {e}") from None
 
 
+def check_training_payload(payload: Any, source: str | Path = "checkpoint") -> dict[str, Any]:
+    """A trainer checkpoint's contents, checked: a dict with 'config' (a mapping) and 'model' (a state
+    dict of finite tensors); else a CheckpointError saying what the file is instead."""
+    from inpaintgan.finite import check_finite_weights
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict) or not isinstance(payload.get("model"), dict):
+        keys = ", ".join(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"{source} is not an inpaintgan training checkpoint (needs 'config' and 'model'; has: {keys or 'nothing'}); "
+            "export models to .safetensors with 'inpaintgan export'"
+        )
+    check_finite_weights(payload["model"].items(), source)
+    return payload
+
+
 def method_from_training_state(payload: dict[str, Any], source: str | Path = "checkpoint"):
     """Build a method from a trainer checkpoint (already read with ``weights_only=True``).
 
@@ -186,12 +253,7 @@ def method_from_training_state(payload: dict[str, Any], source: str | Path = "ch
     from inpaintgan.config import build_run_config, to_dict
     from inpaintgan.registry import get_method
 
-    if not isinstance(payload, dict) or "config" not in payload or "model" not in payload:
-        keys = ", ".join(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(
-            f"{source} is not an inpaintgan training checkpoint (needs 'config' and 'model'; has: {keys}); "
-            "export models to .safetensors with 'inpaintgan export'"
-        )
+    check_training_payload(payload, source)
     cfg = build_run_config(payload["config"])
     channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
     method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)

@@ -4,7 +4,9 @@ registers itself here through a ``register(subparsers)`` function."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 from inpaintgan import __version__
 
@@ -19,7 +21,11 @@ SUBCOMMAND_MODULES = (
 
 
 class CLIError(Exception):
-    """An error to report to the user in one line, without a traceback."""
+    """An error to report to the user in one line, without a traceback (exit code 2: usage)."""
+
+
+#: set INPAINTGAN_DEBUG=1 to get the traceback of an unexpected error as well as its one-line message
+DEBUG_ENV = "INPAINTGAN_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +53,34 @@ def main(argv: list[str] | None = None) -> int:
     from inpaintgan.config import ConfigError
     from inpaintgan.registry import UnknownNameError
 
+    usage_errors = (CLIError, ConfigError, UnknownNameError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ConfigError, UnknownNameError, CheckpointError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-        print(f"inpaintgan {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"inpaintgan {args.command}: interrupted", file=sys.stderr)
         return 130
+    except usage_errors as e:  # a bad option, config value or input: exit 2
+        print(f"inpaintgan {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - anything else failed while running: one line, exit 1
+        hint = "" if _expected(e) else f" (set {DEBUG_ENV}=1 for the traceback)"
+        print(f"inpaintgan {args.command}: error: {one_line(e, with_type=not _expected(e))}{hint}", file=sys.stderr)
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        return 1
+
+
+def _expected(e: BaseException) -> bool:
+    """Errors whose message says everything: the project's own, and the system's (disk, memory)."""
+    return isinstance(e, (OSError, FloatingPointError, MemoryError)) or type(e).__module__.startswith("inpaintgan")
+
+
+def one_line(e: BaseException, with_type: bool = False) -> str:
+    """An exception's message on one line (multi-line messages, e.g. torch's, are joined)."""
+    text = " ".join(part.strip() for part in str(e).splitlines() if part.strip()) or type(e).__name__
+    if len(text) > 600:
+        text = text[:600] + " ..."
+    return f"{type(e).__name__}: {text}" if with_type else text
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,8 @@ valid keys / the expected type. The resolved config is saved with every run and 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -114,17 +116,62 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+#: YAML 1.1 words for booleans that YAML's own loader turns into bools; accepted for bool fields only
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML with the 1.2 core schema's scalars: only true/false are booleans (``root: no`` is the
+    text "no"), and ``1e-4`` is a number (YAML 1.1 needs a dot: ``1.0e-4``)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with the 1.2 scalar rules (see :class:`_Yaml12Loader`)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.strip().replace("_", ""))
+    except ValueError:
+        return None
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` as type ``tp``. Text (from ``--set`` or a quoted YAML value) is parsed by the field's
+    type: '1e-4' is a number for a float field, 'no' is text for a string field and false for a bool."""
     origin = typing.get_origin(tp)
     if tp is Any:
-        return value
+        return yaml_load(value) if isinstance(value, str) else value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None or (isinstance(value, str) and value.strip() in ("null", "~")):
             return None
         return _coerce(value, args[0], where)
     if origin in (tuple, list):
         args = typing.get_args(tp)
+        if isinstance(value, str):
+            try:
+                value = yaml_load(value)
+            except yaml.YAMLError:
+                pass
+            if not isinstance(value, (list, tuple)):  # a single comma-separated line: 0.5,0.999
+                value = [v.strip() for v in str(value).split(",")] if value not in (None, "") else []
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -137,15 +184,29 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
+        if isinstance(value, str):
+            num = _number(value)
+            if num is None:
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            value = num
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        if isinstance(value, str):
+            num = _number(value)
+            if num is None:
+                raise ConfigError(f"{where}: expected a number, got {value!r}")
+            value = num
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
@@ -153,8 +214,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {value!r} (quote it)")
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and value.strip() in ("", "null", "~"):
+            value = None
         return from_dict(tp, value, where)
     return value
 
@@ -182,20 +245,19 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
+    # the text is kept as given: the field's type decides what it means (see _coerce)
+    return key.strip().split("."), raw
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides to a nested dict (values parsed as YAML scalars)."""
+    """Apply ``a.b=c`` overrides to a nested dict (values stay text, typed later by the field)."""
     for text in overrides or []:
         keys, value = _parse_override(text)
         node = data
         for k in keys[:-1]:
-            node = node.setdefault(k, {})
+            if node.get(k) is None:  # absent, or an empty section in the YAML file
+                node[k] = {}
+            node = node[k]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
@@ -212,14 +274,20 @@ def build_run_config(data: dict[str, Any]) -> RunConfig:
         if key not in top:
             raise ConfigError(f"unknown config key {key!r}; valid top-level keys: {', '.join(top)}")
     method_name = data.get("method", RunConfig.method)
+    if not isinstance(method_name, str):
+        raise ConfigError(f"method: expected a method name, got {method_name!r}")
     method_cls = get_method(method_name)
-    return RunConfig(
+    cfg = RunConfig(
         method=method_name,
         model=from_dict(method_cls.Config, data.get("model"), "model"),
         data=from_dict(DataConfig, data.get("data"), "data"),
         masks=from_dict(MaskConfig, data.get("masks"), "masks"),
         train=from_dict(TrainConfig, data.get("train"), "train"),
     )
+    from inpaintgan.config_checks import check_run_config
+
+    check_run_config(cfg)
+    return cfg
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -230,7 +298,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml_load(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
         if not isinstance(data, dict):

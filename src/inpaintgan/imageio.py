@@ -60,6 +60,8 @@ def open_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     ours, Pillow's decompression-bomb limit still applies).
     """
     path = Path(path)
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0):
+        raise ValueError(f"max_pixels must be an integer >= 0 (0 or None: no limit of ours), got {max_pixels!r}")
     if not path.exists():
         raise ImageReadError(f"image file not found: {path}")
     if path.is_dir():
@@ -102,6 +104,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def _gray_to_uint8(a: np.ndarray) -> np.ndarray:
     """High-bit-depth grayscale -> uint8 by full-scale division (16-bit data: /257)."""
     x = a.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ImageReadError("the image holds NaN/Inf values; float images must be finite")
     hi = float(x.max()) if x.size else 0.0
     if a.dtype.kind == "f" and hi <= 1.0:
         x = x * 255.0
@@ -129,6 +133,10 @@ def mask_from_array(a: np.ndarray) -> np.ndarray:
     otherwise colour x alpha (transparent = known).
     """
     a = np.asarray(a)
+    if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+        raise MaskError(f"the mask holds {int((~np.isfinite(a)).sum())} NaN/Inf value(s); a float mask must be finite (1 = hole)")
+    if a.dtype.kind not in "biuf":
+        raise MaskError(f"unsupported mask dtype {a.dtype} (bool, unsigned integers or float)")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
@@ -137,6 +145,8 @@ def mask_from_array(a: np.ndarray) -> np.ndarray:
         raise MaskError(f"a mask must be (H, W) or (H, W, 1|2|3|4); got shape {tuple(a.shape)}")
     if a.dtype == bool:
         a = a.astype(np.uint8)
+    if a.dtype == np.uint8 and a.shape[2] == 3:  # the common RGB mask, without float copies
+        return a.max(axis=2) > 127
     full = _full_scale(a)
     x = a.astype(np.float32) / full
     if a.shape[2] in (2, 4):
@@ -167,6 +177,8 @@ def _full_scale(a: np.ndarray) -> float:
 def _threshold(a: np.ndarray) -> np.ndarray:
     if a.dtype == bool:
         return a.copy()
+    if a.dtype in (np.uint8, np.uint16):  # the same test in integers: v / full > 0.5 <=> v > full // 2
+        return a > int(_full_scale(a)) // 2
     return a.astype(np.float32) / _full_scale(a) > 0.5
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from inpaintgan.cli import CLIError
+from inpaintgan.cli_types import int_at_least
 from inpaintgan.imageio import DEFAULT_MAX_PIXELS, FORMATS, IMAGE_EXTS
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -198,7 +199,8 @@ def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndar
 def cmd_fill(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from inpaintgan.imageio import dilate_mask, fit_mask, read_image, read_mask, write_image
+    from inpaintgan.imagefile import read_image_file, write_image_file
+    from inpaintgan.imageio import dilate_mask, fit_mask, read_mask, write_image
     from inpaintgan.inpainter import Inpainter
 
     if args.dilate < 0:
@@ -240,7 +242,10 @@ def cmd_fill(args: argparse.Namespace) -> int:
         )
     attention_for = dict(zip(outputs, attention_paths or []))
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from None
     failures: list[tuple[Path, str]] = []
     written: dict[Path, Path] = {}
     from inpaintgan.progress import progress
@@ -255,14 +260,15 @@ def cmd_fill(args: argparse.Namespace) -> int:
                 raise CLIError(f"output {dst} would overwrite an input; choose another -o")
             if key in written:
                 raise CLIError(f"output name {dst.name} is already taken by {written[key]} (same file name in two inputs)")
-            image = read_image(src, args.max_pixels)
+            source = read_image_file(src, args.max_pixels)  # mode, depth, alpha, ICC, DPI, EXIF kept
+            image = source.model_input()
             mask = shared_mask if shared_mask is not None else read_mask(mask_path, args.max_pixels)
             for extra in mask_paths[1:]:  # LaMa's <stem>_mask000.png, _mask001.png, ...: their union
                 more = read_mask(extra, args.max_pixels)
                 if more.shape != mask.shape:
                     raise CLIError(f"masks {mask_path.name} and {extra.name} have different sizes")
                 mask = mask | more
-            mask = fit_mask(mask, image.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
+            mask = fit_mask(mask, source.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if args.task == "harmonize":
@@ -279,10 +285,11 @@ def cmd_fill(args: argparse.Namespace) -> int:
             att = attention_for.get(dst)
             if att is not None and (_resolved(att) in protected or _resolved(att) == key or _resolved(att) in written):
                 raise CLIError(f"attention map {att} would overwrite an input or an output; choose another path")
-            write_image(result, dst, format=args.format, exif=image.info.get("exif"))
+            hole = dilate_mask(mask, args.dilate) | (guide[1] if guide is not None else False)
+            write_image_file(dst, source.merge(result, hole), like=source, format=args.format, quality=args.quality)
             written[key] = src
             if att is not None:
-                write_image(attention_image(inpainter, image, dilate_mask(mask, args.dilate)), att)
+                write_image(attention_image(inpainter, source.to_pil_rgb(), dilate_mask(mask, args.dilate)), att)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
@@ -420,6 +427,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
+def quality_arg(text: str) -> int | str:
+    """``--quality``: an integer 1..100 or ``keep``."""
+    if text.strip().lower() == "keep":
+        return "keep"
+    try:
+        q = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 1..100 or 'keep', got {text!r}") from None
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1..100 or 'keep', got {q}")
+    return q
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "fill", help="inpaint image files or folders",
@@ -435,7 +455,7 @@ def register(sub: Any) -> None:
     _add_model_args(p)
     p.add_argument("--strategy", default="auto", choices=("auto", "full", "crop", "resize"),
                    help="auto (default): the whole image when its short side is at most 2x the working size, else a crop around each hole")
-    p.add_argument("--working-size", type=int, default=None, help="scale the network works at (default: the model's training size)")
+    p.add_argument("--working-size", type=int_at_least(1), default=None, help="scale the network works at (default: the model's training size)")
     p.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the holes by N pixels (default 0)")
     p.add_argument("--resize-mask", action="store_true", help="resize masks of another size to the image (else an error)")
     p.add_argument("--blend", default="none", choices=("none", "poisson"), help="Poisson-blend the fill into the image (GLCIC's post-processing)")
@@ -451,7 +471,10 @@ def register(sub: Any) -> None:
                    "--guide-mask is white and blended in while the rest of the hole is filled (models that can, e.g. btgmi)")
     p.add_argument("--guide-mask", metavar="MASK", help="where the guide image's pixels go (white), with --guide")
     p.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
+    p.add_argument("--quality", type=quality_arg, default=95, metavar="Q|keep",
+                   help="JPEG/WebP quality 1..100 (default 95), or 'keep': JPEG reuses the input's quantisation "
+                   "tables, WebP is written lossless. PNG, TIFF and BMP keep known pixels bit for bit anyway")
+    p.add_argument("--max-pixels", type=int_at_least(0), default=DEFAULT_MAX_PIXELS, help=f"refuse larger images (default {DEFAULT_MAX_PIXELS:,}; 0 = no limit of ours)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file messages")
     p.set_defaults(func=cmd_fill)
 

@@ -51,13 +51,14 @@ from torch import Tensor
 
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
+from inpaintgan.errors import project_errors
+from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
     dilate_mask,
     fit_mask,
     mask_from_array,
-    read_image,
     read_mask,
     to_rgb,
 )
@@ -91,9 +92,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as e:
         raise ValueError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps): {e}") from None
+    from inpaintgan.devices import check_device_available
+
+    check_device_available(dev)
+    return dev
 
 
 # ----------------------------------------------------------------------------------- crop planning
@@ -224,6 +229,9 @@ def _check_array(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype.type not in _NUMPY_DTYPES:
         raise ValueError(f"{_pre(name)}unsupported dtype {a.dtype} (uint8, uint16, or float in [0, 1])")
     if a.dtype.kind == "f" and a.size:
+        if not array_is_finite(a):
+            bad = int((~np.isfinite(a)).sum())
+            raise NonFiniteInputError(f"{_pre(name)}the image holds {bad} NaN/Inf value(s); float images must be finite, in [0, 1]")
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise ValueError(f"{_pre(name)}float images must be in [0, 1], got values in [{lo:g}, {hi:g}] (uint8 data / 255?)")
@@ -263,6 +271,23 @@ def _item_from_pil(img: Image.Image, name: str) -> _Item:
         a = np.asarray(to_rgb(img))
     data, alpha = _split_hwc(a, name)
     return _Item(data, alpha, name, lambda out, mode=mode: Image.fromarray(out[:, :, 0] if mode == "L" else out, mode))
+
+
+def _item_from_file(path: str | Path, max_pixels: int | None) -> _Item:
+    """A file read by the one reader (:func:`~inpaintgan.imagefile.read_image_file`: mode, 16-bit
+    depth and alpha kept); the result is a PIL image of the file's mode (16-bit colour: 8-bit, as
+    PIL has no such mode; read the file with ``read_image_file`` and pass the array to keep it)."""
+    from inpaintgan.imagefile import ImageFile, pil_image, read_image_file
+
+    f = read_image_file(path, max_pixels)
+    mode = f.mode
+    if mode == "CMYK":
+        data, mode = f.model_input(), "RGB"
+    else:
+        data = f.pixels
+    item = _item_from_numpy(data, str(path), data.ndim == 2)
+    item.rebuild = lambda out, mode=mode: pil_image(ImageFile(out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out, mode))
+    return item
 
 
 def _item_from_tensor(t: Tensor, name: str) -> _Item:
@@ -311,7 +336,7 @@ def _unpack_images(image: Any, max_pixels: int | None) -> tuple[list[_Item], Cal
 
 def _unpack_one(image: Any, name: str, max_pixels: int | None) -> _Item:
     if isinstance(image, (str, Path)):
-        return _item_from_pil(read_image(image, max_pixels), str(image))
+        return _item_from_file(image, max_pixels)
     if isinstance(image, Image.Image):
         return _item_from_pil(image, name)
     if isinstance(image, np.ndarray):
@@ -381,11 +406,14 @@ def _to_float(a: np.ndarray) -> np.ndarray:
 
 
 def _from_float(f: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 in [0, 1] -> the native dtype (rounded for integers)."""
-    if dtype == np.uint8:
-        return np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(f * 65535.0), 0, 65535).astype(np.uint16)
+    """float32 in [0, 1] -> the native dtype (rounded for integers). Works in one float32 buffer (a
+    window of a large photo is hundreds of MB as float32; temporaries per step would multiply that)."""
+    if dtype in (np.uint8, np.uint16):
+        full = 255.0 if dtype == np.uint8 else 65535.0
+        x = np.multiply(f, np.float32(full), dtype=np.float32)  # the one new buffer
+        np.rint(x, out=x)
+        np.clip(x, 0, full, out=x)
+        return x.astype(dtype)
     return np.clip(f, 0.0, 1.0).astype(dtype)
 
 
@@ -475,6 +503,7 @@ class Inpainter:
 
     # ---------------------------------------------------------------------------------- public call
 
+    @project_errors
     def __call__(
         self,
         image: Any,
@@ -575,6 +604,7 @@ class Inpainter:
             )
         return strategy
 
+    @project_errors
     def fill_array(
         self,
         data: np.ndarray,
@@ -671,17 +701,19 @@ class Inpainter:
                 y = self.method.inpaint(x.to(self.device), m.to(self.device))
         finally:
             self.method.train(was_training)
-        y = y.float().cpu()
+        y = check_finite_output(y.float().cpu(), f"model {self.name}")
         return y[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 
     # ------------------------------------------------------- harmonization and guided inpainting
 
+    @project_errors
     def harmonize(self, image: Any, region: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """Re-tone ``region`` (white / 1 = harmonise) of one image to fit the rest, for methods that
         have ``harmonize`` (e.g. btgmi). The whole image goes through the network at its own size
         (strategy ``full``); pixels outside the region come back exactly. Returns the input's kind."""
         return self._task("harmonize", image, region, None, None, max_pixels)
 
+    @project_errors
     def guided(self, image: Any, mask: Any, guide: Any, guide_mask: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """Guided inpainting for methods that have ``guided_inpaint`` (e.g. btgmi): ``guide`` (an image of
         the same size, already positioned) is used where ``guide_mask`` is set and harmonised, the rest
@@ -732,7 +764,7 @@ class Inpainter:
                 y = fn(*[t.to(self.device) for t in tensors])
         finally:
             self.method.train(was_training)
-        return y.float().cpu()[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
+        return check_finite_output(y.float().cpu(), f"model {self.name}")[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
 
 
 __all__ = [

@@ -101,7 +101,9 @@ class InpaintingDataset(Dataset):
                 break
             self.skipped += 1
         else:
-            raise RuntimeError(f"no readable image in the dataset ({n} files tried)")
+            from inpaintgan.imageio import ImageReadError
+
+            raise ImageReadError(f"no readable image in the dataset: all {n} files tried could not be read (see the warnings)")
         rng = self.rng_for(i)
         mode = self.resize if self.train else ("center" if self.resize == "crop" else self.resize)
         img = fit_to_size(arr, self.size, mode, rng, self.crop_scale if self.train else (1.0, 1.0))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inpaintgan.cli_types import int_at_least
 from inpaintgan.eval.protocols import PROTOCOLS, get_protocol
 
 
@@ -38,13 +39,13 @@ def register(sub) -> None:
                    help="score a folder of already-inpainted images named like the data images; repeatable")  # fmt: skip
     p.add_argument("--data", required=True, help="folder of ground-truth images (searched recursively)")
     _add_protocol_args(p)
-    p.add_argument("--size", type=int, default=256, help="centre-crop and resize images to SxS; 0 = native size (default: 256)")
-    p.add_argument("-n", type=int, default=0, help="use the first N images (sorted by path); 0 = all")
+    p.add_argument("--size", type=int_at_least(0), default=256, help="centre-crop and resize images to SxS; 0 = native size (default: 256)")
+    p.add_argument("-n", type=int_at_least(0), default=0, help="use the first N images (sorted by path); 0 = all")
     p.add_argument("--out", default="eval_results", help="output folder (default: eval_results)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int_at_least(1), default=16)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--grayscale", action="store_true", help="read images as grayscale (1 channel)")
-    p.add_argument("--figure-rows", type=int, default=6, help="images in comparison.png (default: 6; 0 = no figure)")
+    p.add_argument("--figure-rows", type=int_at_least(0), default=6, help="images in comparison.png (default: 6; 0 = no figure)")
     p.add_argument("--fresh", action="store_true", help="discard results already in --out instead of resuming")
     p.add_argument("--realism", choices=("auto", "on", "off"), default="auto",
                    help="FID and KID (Inception-v3 features of the composited outputs against the real images, per "
@@ -69,7 +70,7 @@ def register(sub) -> None:
     c.add_argument("--metric", default="psnr_hole",
                    help="a per_image.csv column (default: psnr_hole), or kid: the KID difference on the same images "
                    "with a 95%% paired bootstrap interval, from the folder's saved Inception features")  # fmt: skip
-    c.add_argument("--bootstrap", type=int, default=200, help="resamples for --metric kid (default: 200)")
+    c.add_argument("--bootstrap", type=int_at_least(1), default=200, help="resamples for --metric kid (default: 200)")
     c.add_argument("--out", default=None, help="also write the table to this Markdown file")
     c.set_defaults(func=run_compare)
 
@@ -83,9 +84,9 @@ def register(sub) -> None:
         "the images' own sizes; else fill OUT/images, the prepared images).",
     )
     _add_protocol_args(q)
-    q.add_argument("-n", type=int, required=True, help="number of masks")
+    q.add_argument("-n", type=int_at_least(1), required=True, help="number of masks")
     q.add_argument("-o", "--out", required=True, help="output folder")
-    q.add_argument("--size", type=int, default=256, help="mask side in pixels; 0 = each --data image's native size")
+    q.add_argument("--size", type=int_at_least(0), default=256, help="mask side in pixels; 0 = each --data image's native size")
     q.add_argument("--data", default=None,
                    help="optional image folder: also write the prepared images (same crop/resize as eval) to OUT/images")  # fmt: skip
     q.set_defaults(func=run_masks)
@@ -117,10 +118,9 @@ def _resolve_device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
-    return dev
+    from inpaintgan.inpainter import resolve_device
+
+    return resolve_device(name)
 
 
 def _fingerprint(name: str) -> str:

@@ -12,18 +12,26 @@ Endpoints
   (Swagger UI at ``/api/v1/docs``).
 
 Errors are JSON ``{"status": int, "error": code, "message": text}`` with 400 (malformed request or
-option: unknown model, bad strategy, ...), 404/405, 413 (too many bytes or pixels), 415 (neither
+option: unknown model, bad strategy, too deeply nested JSON, a Host header of another machine, ...),
+404/405, 408 (the body came too slowly), 413 (too many bytes or pixels), 415 (neither
 multipart nor JSON), 422 (a file that cannot be used: not an image, truncated, mask of another size,
 empty or full mask), 500 (the model failed; details only in the server log) and 503 (queue full;
 ``Retry-After`` says when to try again).
 
-Resources are bounded: at most ``max_in_flight`` inferences run at once (in a dedicated thread
-pool, off the event loop, so the page, health and other requests stay responsive) and at most
-``max_queued`` more wait; a request beyond that is refused with 503 *before its body is read*, so a
-flood cannot fill the memory. Bodies are capped by ``Content-Length`` and again while streaming
-(``Transfer-Encoding: chunked`` bodies too); an image's pixel count is checked from its header
-before it is decoded, and only PNG, JPEG, WebP, BMP, TIFF and GIF are opened. Model names in
-requests are names only: the served model or an installed zoo model, never a path.
+Resources are bounded: at most ``max_in_flight`` requests are decoded, inferred and encoded at once
+(in a dedicated thread pool, off the event loop, so the page, health and other requests stay
+responsive) and at most ``max_queued`` more wait; while that queue is full a request is refused with
+503 *before its body is read*, so a flood cannot fill the memory. Bodies are read before a request
+takes a queue place, at most ``max_reading`` at once, and must arrive in time: each part within
+``read_timeout_s``, the whole body within ``body_timeout_s``, and at ``min_body_rate`` bytes/s or
+faster after ``rate_grace_s`` (else 408). Slow senders hold reading places only, and only briefly:
+they cannot lock others out of the queue. Bodies are capped by ``Content-Length`` and again while
+streaming (``Transfer-Encoding: chunked`` bodies too); an image's pixel count and decoded size are
+checked from its header before it is decoded (the memory budget, :attr:`ServerLimits.memory_budget_bytes`,
+follows from the pixel limit), and only PNG, JPEG, WebP, BMP, TIFF and GIF are opened. Every error
+is JSON, including a refused ``Host`` header (400 ``invalid_host``; every loopback form, IPv6 too)
+and unexpected failures (500 ``internal_error``). Model names in requests are names only: the
+served model or an installed zoo model, never a path.
 """
 
 from __future__ import annotations
@@ -59,9 +67,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from inpaintgan import __version__
-from inpaintgan.imageio import dilate_mask, mask_from_array, to_rgb
+from inpaintgan.imagefile import ImageFile, encode_image_file, from_decoded, header_facts
+from inpaintgan.imageio import dilate_mask, mask_from_array
 from inpaintgan.inpainter import STRATEGIES, Inpainter
 from inpaintgan.postprocess import BLEND_MODES
+from inpaintgan.server.guards import BodyTooSlow, HostCheck, timed_receive
 
 log = logging.getLogger("inpaintgan.server")
 
@@ -78,6 +88,13 @@ PAGE_CSP = (
 )
 
 
+#: peak working memory of one request per image pixel (decode, mask, fill, encode), rounded up from
+#: the 45.5 bytes measured for a 24 MP PNG with a hole of a quarter of each side (the crop strategy's
+#: window is then most of the photo, in float32; benchmarks/bench_server.py --large): the basis of
+#: :attr:`ServerLimits.memory_budget_bytes`
+WORK_BYTES_PER_PIXEL = 48
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Resource limits of the server (``inpaintgan serve --help`` sets them)."""
@@ -92,14 +109,39 @@ class ServerLimits:
     max_queued: int = 4
     #: largest ``dilate`` option (px)
     max_dilate: int = 64
+    #: request bodies read at once (before a request takes an inference place); more get 503
+    max_reading: int = 16
+    #: longest wait for the next part of a request body (s); slower clients get 408
+    read_timeout_s: float = 10.0
+    #: longest time for a whole request body (s)
+    body_timeout_s: float = 300.0
+    #: slowest average body rate (bytes/s) accepted once ``rate_grace_s`` have passed (0 = no minimum)
+    min_body_rate: float = 1024.0
+    rate_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_in_flight"):
+        for name in ("max_upload_bytes", "max_pixels", "max_in_flight", "max_reading"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_queued", "max_dilate"):
-            if getattr(self, name) < 0:
+        for name in ("max_queued", "max_dilate", "min_body_rate", "rate_grace_s"):
+            if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("read_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def decode_budget_bytes(self) -> int:
+        """Largest decoded image (bytes, from its header): the pixel limit at 8-bit RGBA, 4 bytes a
+        pixel. A 16-bit or float image therefore may have fewer pixels than ``max_pixels``."""
+        return 4 * self.max_pixels
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """What decoding and inference may hold at once, beyond the model: each of the ``max_in_flight``
+        pool threads works on one request at a time, about :data:`WORK_BYTES_PER_PIXEL` bytes per pixel
+        at the pixel limit (image, mask, hole, output and their working copies)."""
+        return self.max_in_flight * WORK_BYTES_PER_PIXEL * self.max_pixels
 
 
 class ApiError(Exception):
@@ -212,14 +254,18 @@ def _zoo_description(name: str) -> str | None:
 class InferenceQueue:
     """Bounded admission + a dedicated thread pool for inference.
 
-    A request is *admitted* (:meth:`try_admit`) before its body is read, and holds its place until
-    its inference has finished (or it failed earlier); at most ``max_in_flight + max_queued`` are
-    admitted at once, so memory is bounded by that many request bodies and images. Inference runs
-    in a pool of ``max_in_flight`` threads; the event loop only waits for it.
+    A request first takes a *reading* place (:meth:`try_read`, at most ``max_reading``) while its body
+    is read under the body time limits, then is *admitted* (:meth:`try_admit`) and holds its place
+    until its work has finished (or it failed earlier); at most ``max_in_flight + max_queued`` are
+    admitted at once. While the queue is full, requests are refused before their body is read. So
+    memory is bounded by ``max_reading + max_in_flight + max_queued`` request bodies and
+    ``max_in_flight`` decoded images. Decoding, inference and encoding run in a pool of
+    ``max_in_flight`` threads; the event loop only waits for it.
     """
 
-    def __init__(self, max_in_flight: int, max_queued: int):
-        self.max_in_flight, self.max_queued = max_in_flight, max_queued
+    def __init__(self, max_in_flight: int, max_queued: int, max_reading: int = 16):
+        self.max_in_flight, self.max_queued, self.max_reading = max_in_flight, max_queued, max_reading
+        self.reading = 0  # bodies being read; changed on the event loop only
         self.admitted = 0  # changed on the event loop only
         self.running = 0
         self.served = 0
@@ -231,6 +277,18 @@ class InferenceQueue:
     @property
     def capacity(self) -> int:
         return self.max_in_flight + self.max_queued
+
+    def try_read(self) -> bool:
+        """Take a place to read a request body: refused while the queue is full (the body would be
+        refused anyway) or ``max_reading`` bodies are being read."""
+        if self.admitted >= self.capacity or self.reading >= self.max_reading:
+            self.rejected += 1
+            return False
+        self.reading += 1
+        return True
+
+    def done_reading(self) -> None:
+        self.reading = max(0, self.reading - 1)
 
     def try_admit(self) -> bool:
         if self.admitted >= self.capacity:
@@ -287,13 +345,27 @@ class InferenceQueue:
 
     def state(self) -> dict[str, Any]:
         return dict(
-            in_flight=self.running, queued=max(0, self.admitted - self.running), served=self.served,
+            in_flight=self.running, queued=max(0, self.admitted - self.running), reading=self.reading, served=self.served,
             rejected=self.rejected, max_in_flight=self.max_in_flight, max_queued=self.max_queued,
             avg_inference_s=None if self.avg_seconds is None else round(self.avg_seconds, 4),
         )
 
 
 # -------------------------------------------------------------------------------- request parsing
+
+
+def body_receive(request: Request, limits: ServerLimits) -> Callable:
+    """The request's ``receive`` with the body limits: bytes (413) and time (408, see
+    :func:`~inpaintgan.server.guards.timed_receive`)."""
+    timed = timed_receive(request.receive, limits.read_timeout_s, limits.body_timeout_s, limits.min_body_rate, limits.rate_grace_s)
+
+    async def guarded() -> dict:
+        try:
+            return await timed()
+        except BodyTooSlow as e:
+            raise ApiError(408, "body_too_slow", str(e), headers={"Connection": "close"}) from None
+
+    return _capped_receive(guarded, limits.max_upload_bytes)
 
 
 def _capped_receive(receive: Callable, limit: int) -> Callable:
@@ -314,17 +386,13 @@ def _capped_receive(receive: Callable, limit: int) -> Callable:
     return wrapped
 
 
-async def drain_body(request: Request, limit: int) -> None:
+async def drain_body(request: Request, limits: ServerLimits) -> None:
     """Read and drop a request body we answer without using (503): answering while the client is
     still sending and then closing would reset the connection, and the client would see an error
     instead of the 503. Nothing is kept; a body over ``limit`` gets its 413."""
-    total = 0
     try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise ApiError(413, "upload_too_large", f"the request body is over this server's limit of {_mb(limit)}",
-                               headers={"Connection": "close"})
+        async for _chunk in Request(request.scope, body_receive(request, limits)).stream():
+            pass
     except ClientDisconnect:
         pass
 
@@ -336,7 +404,7 @@ def _mb(n: int) -> str:
 async def read_inpaint_request(request: Request, limits: ServerLimits) -> tuple[bytes, bytes, dict[str, Any]]:
     """(image bytes, mask bytes, option fields) from a multipart or JSON request, body capped."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    req = Request(request.scope, _capped_receive(request.receive, limits.max_upload_bytes))
+    req = Request(request.scope, body_receive(request, limits))
     if ctype == "multipart/form-data":
         form = await req.form(max_files=2, max_fields=len(OPTION_FIELDS) + 2, max_part_size=64 * 1024)
         fields: dict[str, Any] = {}
@@ -365,6 +433,8 @@ async def read_inpaint_request(request: Request, limits: ServerLimits) -> tuple[
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise ApiError(400, "bad_json", f"the body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ApiError(400, "bad_json", "the JSON body is nested too deeply") from None
         if not isinstance(data, dict):
             raise ApiError(400, "bad_json", "the JSON body must be an object with 'image' and 'mask'")
         out = []
@@ -456,6 +526,17 @@ def parse_options(fields: Mapping[str, Any], accept: str, pool: ModelPool, limit
 
 def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
     """Bytes -> a fully decoded, upright PIL image; the size is checked from the header first."""
+    return _decode(data, what, max_pixels)[0]
+
+
+def decode_image_file(data: bytes, what: str, max_pixels: int) -> ImageFile:
+    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` (the one reader's result: mode, 16-bit
+    depth, alpha, ICC, DPI and EXIF kept), with this server's checks and errors."""
+    img, facts = _decode(data, what, max_pixels)
+    return from_decoded(img, facts, data)
+
+
+def _decode(data: bytes, what: str, max_pixels: int) -> tuple[Image.Image, dict[str, Any]]:
     if not data:
         raise ApiError(422, "not_an_image", f"the {what} is empty (0 bytes)")
     try:
@@ -473,21 +554,36 @@ def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
                        f"the {what} is {w}x{h} = {w * h / 1e6:.1f} MP, above this server's limit of {max_pixels / 1e6:g} MP")
     if w < 1 or h < 1:
         raise ApiError(422, "not_an_image", f"the {what} has no pixels ({w}x{h})")
+    decoded = w * h * _bytes_per_pixel(img.mode)
+    if decoded > 4 * max_pixels:
+        raise ApiError(413, "too_many_pixels",
+                       f"the {what} ({w}x{h}, mode {img.mode}) would take {_mb(decoded)} decoded, above this server's "
+                       f"budget of {_mb(4 * max_pixels)} per image (the pixel limit at 4 bytes a pixel)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            facts = header_facts(img)  # after the size checks: reading EXIF may decode
             img.load()
             out = ImageOps.exif_transpose(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ApiError(413, "too_many_pixels", f"the {what} is refused as a possible decompression bomb ({e})") from None
     except (OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error) as e:
         raise ApiError(422, "corrupt_image", f"the {what} could not be decoded: truncated or corrupt ({e})") from None
-    return out
+    return out, facts
 
 
-def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[Image.Image, np.ndarray]:
+#: decoded bytes per pixel of the Pillow modes a request can produce (others count as 8)
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
+                    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    return _BYTES_PER_PIXEL.get(mode, 8)
+
+
+def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[ImageFile, np.ndarray]:
     """Decode and check the image and the mask; the hole (bool (H, W), dilated) or a 4xx error."""
-    image = decode_image(image_bytes, "image", limits.max_pixels)
+    image = decode_image_file(image_bytes, "image", limits.max_pixels)
     mimg = decode_image(mask_bytes, "mask", limits.max_pixels)
     if mimg.mode == "P":
         mimg = mimg.convert("RGBA")
@@ -509,22 +605,10 @@ def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits:
     return image, hole
 
 
-def encode_image(img: Image.Image, fmt: str, quality: int, source: Image.Image) -> bytes:
-    params: dict[str, Any] = {}
-    icc = source.info.get("icc_profile")
-    if icc and img.mode == source.mode:  # a CMYK profile does not describe the RGB result
-        params["icc_profile"] = icc
-    exif = source.info.get("exif")  # exif_transpose already removed the orientation tag
-    if exif:
-        params["exif"] = exif
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        if img.mode not in ("RGB", "L"):
-            img = img.convert("L") if img.mode in ("LA", "I", "I;16", "F") else to_rgb(img)
-        img.save(buf, "JPEG", quality=quality, **params)
-    else:
-        img.save(buf, "PNG", compress_level=3, **params)
-    return buf.getvalue()
+def encode_image(pixels: np.ndarray, fmt: str, quality: int, source: ImageFile) -> bytes:
+    """The answer's bytes, by the one writer: PNG in the source's mode and depth (alpha, ICC, DPI, EXIF
+    kept), or JPEG (no alpha; 16-bit data as 8 bits)."""
+    return encode_image_file(pixels, "JPEG" if fmt == "jpeg" else "PNG", like=source, quality=quality, compress_level=3)
 
 
 # ------------------------------------------------------------------------------------------- app
@@ -598,7 +682,7 @@ def create_app(
     if inpainter is None:
         inpainter = Inpainter.from_pretrained(model, device=device)
     pool = ModelPool(inpainter, models, zoo, device)
-    queue = InferenceQueue(limits.max_in_flight, limits.max_queued)
+    queue = InferenceQueue(limits.max_in_flight, limits.max_queued, limits.max_reading)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -615,10 +699,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pool, app.state.queue, app.state.limits = pool, queue, limits
-    if allowed_hosts:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    if allowed_hosts:  # "loopback" allows every loopback form: localhost, 127.0.0.0/8, [::1]
+        app.add_middleware(HostCheck, allowed=list(allowed_hosts))
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -629,6 +711,11 @@ def create_app(
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
                               dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "the server failed on this request (details in the server log)")
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -648,30 +735,43 @@ def create_app(
                 raise ApiError(413, "upload_too_large",
                                f"the request body is {_mb(n)}, over this server's limit of {_mb(limits.max_upload_bytes)}",
                                headers={"Connection": "close"})  # the body is not read: no keep-alive
-        if not queue.try_admit():  # a flood costs no memory: the body is read and dropped, never kept
+        if not queue.try_read():  # a flood costs no memory: the body is read (time-limited) and dropped
             wait = queue.retry_after()
-            await drain_body(request, limits.max_upload_bytes)
+            await drain_body(request, limits)
+            raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        # The body is read before the request takes an inference place: a client that sends slowly holds a
+        # reading place only (max_reading of them), and only until the body limits end it with a 408.
+        try:
+            image_bytes, mask_bytes, fields = await read_inpaint_request(request, limits)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            queue.done_reading()
+        opts = parse_options(fields, request.headers.get("accept", ""), pool, limits)
+        if not queue.try_admit():
+            wait = queue.retry_after()
             raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
                            headers={"Retry-After": str(wait)})
         handed_off = False
         try:
-            try:
-                image_bytes, mask_bytes, fields = await read_inpaint_request(request, limits)
-            except ClientDisconnect:
-                return Response(status_code=400)
-            opts = parse_options(fields, request.headers.get("accept", ""), pool, limits)
-            image, hole = await run_in_threadpool(image_and_hole, image_bytes, mask_bytes, opts, limits)
+            data = [image_bytes, mask_bytes]
             del image_bytes, mask_bytes
 
-            def work() -> tuple[Image.Image, float]:
+            def work() -> tuple[bytes, float]:
+                # decoding, inference and encoding all run in the bounded pool: at most max_in_flight
+                # images are decoded at once (the memory budget), however many requests wait
+                image, hole = image_and_hole(data[0], data[1], opts, limits)
+                data.clear()
                 inp = pool.get(opts.model)
                 t = time.perf_counter()
-                out = inp(image, hole, strategy=opts.strategy, blend=opts.blend)
-                return out, time.perf_counter() - t
+                out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
+                seconds = time.perf_counter() - t
+                return encode_image(out, opts.format, opts.quality, image), seconds
 
             handed_off = True
             try:
-                result, seconds = await queue.run(work)
+                body, seconds = await queue.run(work)
             except ApiError:
                 raise
             except ValueError as e:  # e.g. strategy 'full' for a model that is not fully convolutional
@@ -679,7 +779,6 @@ def create_app(
             except Exception:
                 log.exception("inference failed (model %s)", opts.model)
                 raise ApiError(500, "inference_failed", "the model failed on this image (details in the server log)") from None
-            body = await run_in_threadpool(encode_image, result, opts.format, opts.quality, image)
         finally:
             if not handed_off:
                 queue.release()

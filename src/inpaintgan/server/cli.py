@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from inpaintgan.cli import CLIError
+from inpaintgan.cli_types import int_at_least
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 
@@ -51,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_in_flight=args.max_in_flight,
         max_queued=args.max_queued,
+        read_timeout_s=args.read_timeout,
+        min_body_rate=args.min_body_rate,
     )
     folder = None
     if args.input or args.output_dir:
@@ -63,9 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except FolderError as e:
             raise CLIError(str(e)) from None
     inpainter = Inpainter.from_pretrained(args.model, device=args.device)
-    allowed = None
-    if is_loopback(args.host) and ":" not in args.host:  # Starlette's host check does not parse [::1]
-        allowed = sorted({*LOOPBACK_NAMES, args.host})
+    allowed = ["loopback"] if is_loopback(args.host) else None  # every loopback form, [::1] included
     app = create_app(inpainter, device=args.device, zoo=not args.no_zoo, limits=limits, allowed_hosts=allowed, folder=folder)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the server "
@@ -116,8 +117,12 @@ def register(sub: Any) -> None:
     p.add_argument("--max-queued", type=int, default=4, metavar="N",
                    help="requests waiting for an inference; more get 503 + Retry-After (default 4)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest request body (default 50 MiB)")
-    p.add_argument("--max-pixels", type=int, default=25_000_000, metavar="N",
+    p.add_argument("--max-pixels", type=int_at_least(1), default=25_000_000, metavar="N",
                    help="largest image, width x height, checked before decoding (default 25,000,000)")
+    p.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
+                   help="longest wait for the next part of a request body; slower uploads get 408 (default 10)")
+    p.add_argument("--min-body-rate", type=float, default=1024.0, metavar="B",
+                   help="slowest accepted average upload rate, bytes/s, after 5 s (default 1024; 0 = none)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
     p.add_argument("--access-log", action="store_true", help="log every request")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from inpaintgan.cli_types import int_at_least
+
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c",
@@ -90,21 +92,26 @@ def cmd_methods(args) -> int:
 
 def export_checkpoint(payload: dict, out: str | Path, half: bool = False, working_size: int = 0) -> Path:
     """Training checkpoint -> safetensors model file with metadata (method, config, data, step, val)."""
-    from inpaintgan.checkpoints import save_model
+    from inpaintgan.checkpoints import CheckpointError, check_training_payload, save_model
     from inpaintgan.config import build_run_config
 
+    check_training_payload(payload)
     cfg = build_run_config(payload["config"])
     channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
     from inpaintgan.registry import get_method
 
     method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
-    method.load_state_dict(payload["model"])
+    try:
+        method.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"the checkpoint's weights do not fit its own config ({cfg.method}): {str(e).splitlines()[0]}") from None
+    progress = payload.get("progress") if isinstance(payload.get("progress"), dict) else {}
     meta = {
         "training": {
             "data": cfg.data.root,
             "dataset": cfg.data.dataset,
             "masks": cfg.masks.kind,
-            "steps": payload["progress"]["step"],
+            "steps": progress.get("step"),
             "batch_size": cfg.train.batch_size,
         },
         "metrics": payload.get("val") or {},
@@ -128,7 +135,10 @@ def cmd_export(args) -> int:
         raise FileNotFoundError(f"no checkpoint found in run folder {src}")
     if Path(args.output).resolve() == Path(ckpt).resolve():
         raise ValueError(f"--output {args.output} is the checkpoint being exported; choose another file name")
-    path = export_checkpoint(load_training_state(ckpt), args.output, half=args.half, working_size=args.working_size)
+    from inpaintgan.checkpoints import check_training_payload
+
+    payload = check_training_payload(load_training_state(ckpt), ckpt)
+    path = export_checkpoint(payload, args.output, half=args.half, working_size=args.working_size)
     print(f"exported {ckpt} -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -166,6 +176,6 @@ def register(sub) -> None:
     p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder")
     p.add_argument("--output", "-o", required=True, help="model file to write (.safetensors)")
     p.add_argument("--half", action="store_true", help="store weights in float16")
-    p.add_argument("--working-size", type=int, default=0, metavar="PX",
+    p.add_argument("--working-size", type=int_at_least(0), default=0, metavar="PX",
                    help="the scale the model fills at (fully convolutional methods; default: the training crop size)")
     p.set_defaults(func=cmd_export)

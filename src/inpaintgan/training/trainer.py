@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 from inpaintgan import metrics
 from inpaintgan.checkpoints import CheckpointError
 from inpaintgan.config import RunConfig, dump_config, to_dict
+from inpaintgan.config_checks import check_image_size
 from inpaintgan.data.inpainting import build_datasets
+from inpaintgan.finite import NonFiniteError
 from inpaintgan.masks import build_mask_generator
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
@@ -37,12 +39,13 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without a GPU is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available (use --device cpu or auto)")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    return dev
+    from inpaintgan.devices import check_device_available
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N ({e})") from None
+    return check_device_available(dev)
 
 
 class ResumableSampler(Sampler[int]):
@@ -93,6 +96,8 @@ class TrainContext:
         if name not in self.optimizers:
             raise KeyError(f"no optimizer named {name!r}; this method has: {', '.join(self.optimizers)}")
         opt = self.optimizers[name]
+        if not bool(torch.isfinite(loss.detach()).all()):  # stop before a NaN reaches the weights
+            raise NonFiniteError(f"the {name} loss is {float(loss.detach().float().mean())} (not finite)")
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward(retain_graph=retain_graph)
         params = [p for g in opt.param_groups for p in g["params"]]
@@ -233,12 +238,17 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # weight initialisation; identical on every rank
         self.out_dir = Path(tc.out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            from inpaintgan.config import ConfigError
+
+            raise ConfigError(f"train.out_dir / --out {self.out_dir} is an existing file; the run folder must be a folder")
         self.progress = progress and self.dist.is_main
         mask_fn = build_mask_generator(cfg.masks)
         prefill = get_method(cfg.method).dataset_prefill(cfg.model)  # computed in the loader's workers
         self.train_ds, self.val_ds = build_datasets(cfg.data, mask_fn, seed=tc.seed, prefill=prefill)
         channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
         self.method: InpaintMethod = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
+        check_image_size(cfg.data.image_size, self.method)
         if tc.init_from:  # warm start from exported weights (a resumed checkpoint still wins)
             from inpaintgan.checkpoints import load_weights_into, resolve_model
 
@@ -284,12 +294,23 @@ class Trainer:
             "val": dict(self.last_val),
         }
 
-    def load_payload(self, payload: dict[str, Any]) -> None:
+    def load_payload(self, payload: dict[str, Any], source: str | Path = "checkpoint") -> None:
+        from inpaintgan.checkpoints import check_training_payload
+
+        check_training_payload(payload, source)
         if payload.get("method") != self.cfg.method:
             raise ValueError(f"checkpoint is for method {payload.get('method')!r}, config says {self.cfg.method!r}")
-        self.method.load_state_dict(payload["model"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(payload["optimizers"][k])
+        changed = _config_changes(payload["config"].get("model"), to_dict(self.cfg.model))
+        try:
+            self.method.load_state_dict(payload["model"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(payload["optimizers"][k])
+        except (RuntimeError, ValueError, KeyError) as e:
+            hint = f" (changed since: {', '.join(changed)})" if changed else ""
+            raise CheckpointError(
+                f"{source} does not fit this run's networks{hint}: resume with the run's own model settings, or "
+                f"start a new run (--out) / warm-start with train.init_from; {' '.join(str(e).split())[:300]}"
+            ) from None
         if payload.get("scaler"):
             self.ctx.scaler.load_state_dict(payload["scaler"])
         prog = payload["progress"]
@@ -368,11 +389,19 @@ class Trainer:
         return save_image(grid, self.out_dir / "samples" / f"step_{self.step:08d}.png", upscale=upscale)
 
     def _resume_decision(self, resume: str) -> tuple[str | None, list[str], str | None]:
-        """(checkpoint to load or None, names of the run folder's checkpoints, error message or None)."""
+        """(checkpoint to load or None, names of the run folder's checkpoints, error message or None).
+        With ``auto``, newer checkpoints that could not be read are set aside as ``*.damaged`` (kept,
+        but no longer in the way of the fallback, nor of pruning)."""
         try:
             ckpt = find_resume(self.out_dir, resume)
         except CheckpointError as e:
             return None, [], str(e)
+        if resume == "auto" and ckpt is not None:
+            for p in list_checkpoints(self.out_dir):
+                if checkpoint_step(p) > checkpoint_step(ckpt):
+                    aside = p.with_name(p.name + ".damaged")
+                    p.replace(aside)
+                    tqdm.write(f"warning: {p} could not be read; kept as {aside.name}, resuming from {ckpt.name}")
         existing = [p.name for p in list_checkpoints(self.out_dir)]
         error = None
         if ckpt is None and not resume and existing:
@@ -397,13 +426,12 @@ class Trainer:
         if error:
             raise CheckpointError(error)
         ckpt = Path(ckpt_name) if ckpt_name else None
-        if resume == "none" and self.dist.is_main:  # a deliberate restart: the old run's checkpoints go
-            for p in list_checkpoints(self.out_dir):
-                p.unlink()
+        # a deliberate restart: the old run's checkpoints go once the new run has made its first step
+        replaced = list_checkpoints(self.out_dir) if resume == "none" and self.dist.is_main else []
         if ckpt is not None:
             from inpaintgan.checkpoints import load_training_state
 
-            self.load_payload(load_training_state(ckpt, map_location=self.device))
+            self.load_payload(load_training_state(ckpt, map_location=self.device), ckpt)
             newer = [name for name in existing if checkpoint_step(name) > self.step]
             if newer:  # saving would prune the new, lower-numbered checkpoints and keep the old ones
                 raise CheckpointError(
@@ -413,6 +441,7 @@ class Trainer:
                 )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
+            _remove_stale_temp_files(self.out_dir)
             (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
         self.logger = MetricLogger(self.out_dir, tc.tensorboard and self.dist.is_main)
         self.logger.truncate_after(self.step)
@@ -436,15 +465,25 @@ class Trainer:
                 for name, opt in self.optimizers.items():
                     for group, base in zip(opt.param_groups, self.base_lrs[name]):
                         group["lr"] = base * factor
-                logs = self.method.train_step(batch, phase, self.step, self.ctx)
+                try:
+                    logs = self.method.train_step(batch, phase, self.step, self.ctx)
+                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
+                    if bad:
+                        raise NonFiniteError(f"non-finite {', '.join(bad)}")
+                except NonFiniteError as e:
+                    raise NonFiniteError(
+                        f"training stopped at step {self.step + 1} (phase {phase.name}): {e}; nothing was saved after "
+                        f"the last good checkpoint ({last_ckpt or 'none yet'}); lower train.lr or set train.grad_clip, "
+                        "then --resume"
+                    ) from None
                 self.step += 1
+                for p in replaced:  # the new run has started: the replaced run's checkpoints go now
+                    p.unlink(missing_ok=True)
+                replaced = []
                 bar.update(1)
                 if self.progress:
                     bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
                 if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
-                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
-                    if bad:
-                        raise FloatingPointError(f"non-finite loss {bad} at step {self.step} (phase {phase.name})")
                     self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
                 if tc.val_every and self.step % tc.val_every == 0:
                     self.validate()
@@ -471,6 +510,21 @@ class Trainer:
     def _time_up(self, start: float) -> bool:
         limit = getattr(self.cfg.train, "time_limit_min", 0.0)
         return bool(limit) and (time.time() - start) / 60 >= limit
+
+
+def _config_changes(old: Any, new: dict[str, Any]) -> list[str]:
+    """``model.KEY`` names whose value differs between a checkpoint's config and this run's."""
+    if not isinstance(old, dict):
+        return []
+    return [f"model.{k}: {old[k]!r} -> {v!r}" for k, v in new.items() if k in old and to_dict(old[k]) != v]
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Temp files of an atomic write that a killed process left behind (``.NAME.XXXX.tmp``)."""
+    for folder in (out_dir, out_dir / "checkpoints"):
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
 
 
 def train(cfg: RunConfig, resume: str = "", progress: bool = True) -> TrainResult:

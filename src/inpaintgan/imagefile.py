@@ -1,0 +1,345 @@
+"""One reader and one writer for image files that keep what the file holds (issue 19, item 8).
+
+:func:`read_image_file` returns an :class:`ImageFile`: the pixels as a numpy array in the file's own
+layout and depth -- L (H, W), LA (H, W, 2), RGB (H, W, 3), RGBA (H, W, 4) or CMYK (H, W, 4); uint8,
+or uint16 for 16-bit grayscale and 16-bit colour PNG/TIFF -- upright (EXIF orientation applied), with
+the ICC profile, DPI, EXIF (without its orientation tag) and, for JPEG, the quantisation tables kept
+in ``info``. Palette images become RGB, or RGBA when they have a transparent colour; 1-bit images
+become L. :func:`write_image_file` writes an array back in the same mode and depth with that
+metadata, where the target format can hold it:
+
+========  =====================================  ============================================
+format    modes kept                             known pixels
+========  =====================================  ============================================
+PNG       L, LA, RGB, RGBA; 8 and 16 bit         bit for bit
+TIFF      L, LA, RGB, RGBA, CMYK; 8 and 16 bit   bit for bit
+WebP      RGB, RGBA (L as RGB)                   bit for bit with ``quality="keep"`` (lossless)
+JPEG      L, RGB, CMYK (alpha dropped)           changed by re-encoding; ``quality="keep"`` reuses
+                                                 the source's quantisation tables and subsampling
+BMP       L, RGB, RGBA (8 bit)                   bit for bit
+========  =====================================  ============================================
+
+16-bit data written to an 8-bit-only format is scaled to 8 bits (/257, rounded). The inference
+itself works on these arrays directly (:class:`~inpaintgan.inpainter.Inpainter` takes uint8 and
+uint16 arrays with an optional alpha channel and returns them with known pixels unchanged); CMYK is
+filled in RGB and composited back into the CMYK pixels (:meth:`ImageFile.merge`), so its known
+pixels stay exact too.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from inpaintgan.imageio import DEFAULT_MAX_PIXELS, ImageReadError, _parse_exif, format_for, open_image
+
+_EXIF_ORIENTATION = 0x0112
+#: the modes an ImageFile holds
+MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
+
+
+@dataclass
+class ImageFile:
+    """Pixels in the file's own layout and depth, plus what a writer needs to keep (see the module)."""
+
+    pixels: np.ndarray
+    mode: str  # one of MODES
+    format: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), like PIL."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    def model_input(self) -> np.ndarray:
+        """What :class:`~inpaintgan.inpainter.Inpainter` fills: the pixels, except CMYK, which is given
+        as RGB (8 bit) -- see :meth:`merge`."""
+        if self.mode == "CMYK":
+            return np.asarray(_pil(self.pixels, "CMYK").convert("RGB"))
+        return self.pixels
+
+    def merge(self, filled: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The pixels with ``filled`` (the Inpainter's result for :meth:`model_input`) at ``hole``; the
+        known pixels are this file's, exactly (CMYK too)."""
+        if self.mode != "CMYK":
+            return filled
+        cmyk = np.asarray(_pil(filled, "RGB").convert("CMYK"))
+        out = self.pixels.copy()
+        out[hole] = cmyk[hole]
+        return out
+
+    def to_pil_rgb(self) -> Image.Image:
+        """An 8-bit RGB view (for previews and attention maps)."""
+        a = self.pixels
+        if a.dtype == np.uint16:
+            a = np.rint(a / 257.0).astype(np.uint8)
+        mode = self.mode
+        return _pil(a[:, :, 0] if a.ndim == 3 and mode == "L" else a, mode).convert("RGB")
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _rawmode(img: Image.Image) -> str:
+    try:
+        args = img.tile[0][3] if img.tile else ""
+    except (IndexError, TypeError):
+        return ""
+    return args[0] if isinstance(args, tuple) and args else args if isinstance(args, str) else ""
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (as Pillow's exif_transpose does) to an (H, W[, C]) array."""
+    t = lambda x: np.swapaxes(x, 0, 1)  # noqa: E731 - transpose of the two image axes
+    ops = {
+        2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+        5: t, 6: lambda x: np.rot90(x, -1), 7: lambda x: t(x)[::-1, ::-1], 8: lambda x: np.rot90(x, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](a)) if orientation in ops else a
+
+
+def _info_of(img: Image.Image) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for key in ("icc_profile", "dpi", "exif", "compression"):
+        if img.info.get(key):
+            info[key] = img.info[key]
+    if img.format == "JPEG":
+        try:
+            from PIL import JpegImagePlugin
+
+            info["qtables"] = img.quantization
+            info["subsampling"] = JpegImagePlugin.get_sampling(img)
+        except (AttributeError, ValueError):
+            pass
+    return info
+
+
+def header_facts(img: Image.Image) -> dict[str, Any]:
+    """What an opened, not yet loaded image's header says beyond its PIL mode: the raw layout (16-bit
+    colour shows only here), the format, metadata to keep and the EXIF orientation."""
+    facts = {"rawmode": _rawmode(img), "format": img.format, "info": _info_of(img)}  # before getexif: it may load
+    try:
+        facts["orientation"] = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF: no orientation
+        facts["orientation"] = 1
+    return facts
+
+
+def from_decoded(img: Image.Image, facts: dict[str, Any], data: bytes | None) -> ImageFile:
+    """An :class:`ImageFile` from a decoded, upright PIL image, its :func:`header_facts` and the file's
+    bytes (needed for 16-bit colour, which PIL decodes to 8 bits: OpenCV reads it from ``data``)."""
+    info = dict(facts.get("info") or {})
+    if "exif" in img.info:
+        info["exif"] = img.info["exif"]
+    fmt, orientation = facts.get("format"), facts.get("orientation", 1)
+    if data is not None and img.mode in ("RGB", "RGBA") and ";16" in facts.get("rawmode", "") and fmt in ("PNG", "TIFF"):
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if a is not None and a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):
+            a = _orient(cv2.cvtColor(a, cv2.COLOR_BGR2RGB if a.shape[2] == 3 else cv2.COLOR_BGRA2RGBA), orientation)
+            if a.shape[:2] == (img.height, img.width):
+                return ImageFile(a, "RGB" if a.shape[2] == 3 else "RGBA", fmt, info)
+    return _from_pil(img, fmt, info)
+
+
+def read_image_file(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
+    """Read an image file keeping its mode, bit depth, alpha and metadata (see the module).
+    Errors are :class:`~inpaintgan.imageio.ImageReadError` naming the file."""
+    path = Path(path)
+    img = open_image(path, max_pixels)  # checked (size from the header first), decoded, upright
+    try:
+        with Image.open(path) as raw:  # the header again, for what decoding drops
+            facts = header_facts(raw)
+    except Exception:  # noqa: BLE001 - the file decoded above; its metadata is best effort
+        facts = {"format": getattr(img, "format", None)}
+    needs_bytes = ";16" in facts.get("rawmode", "")
+    return from_decoded(img, facts, path.read_bytes() if needs_bytes else None)
+
+
+def _from_pil(img: Image.Image, fmt: str | None, info: dict[str, Any]) -> ImageFile:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return ImageFile(np.asarray(img).astype(np.uint16), "L", fmt, info)
+    if mode == "I":
+        a = np.asarray(img)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ImageReadError(f"32-bit integer image with values outside 0..65535 ({a.min()}..{a.max()}) is not supported")
+        return ImageFile(a.astype(np.uint16), "L", fmt, info)
+    if mode == "F":
+        a = np.asarray(img, np.float64)
+        if not np.isfinite(a).all():
+            raise ImageReadError("the image holds NaN/Inf values; float images must be finite")
+        hi = float(a.max()) if a.size else 0.0
+        scale = 65535.0 if hi <= 1.0 else 1.0
+        return ImageFile(np.clip(np.rint(a * scale), 0, 65535).astype(np.uint16), "L", fmt, info)
+    if mode == "1":
+        img, mode = img.convert("L"), "L"
+    elif mode in ("P", "PA"):
+        mode = "RGBA" if mode == "PA" or "transparency" in img.info else "RGB"
+        img = img.convert(mode)
+    elif mode in ("La",):
+        img, mode = img.convert("LA"), "LA"
+    elif mode in ("RGBa", "RGBX"):
+        mode = "RGBA" if mode == "RGBa" else "RGB"
+        img = img.convert(mode)
+    elif mode not in MODES:
+        img, mode = img.convert("RGB"), "RGB"
+    return ImageFile(np.array(img), mode, fmt, info)
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def _pil(a: np.ndarray, mode: str) -> Image.Image:
+    """uint8 (H, W[, C]) in ``mode``, or uint16 (H, W) as I;16, as a PIL image."""
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.uint16:
+        return Image.fromarray(a.astype("<u2"))  # I;16
+    if mode == "CMYK":
+        return Image.frombytes("CMYK", (a.shape[1], a.shape[0]), a.tobytes())
+    return Image.fromarray(a)
+
+
+def _mode_for(a: np.ndarray, like_mode: str | None) -> str:
+    c = 1 if a.ndim == 2 else a.shape[2]
+    if c == 4 and like_mode == "CMYK":
+        return "CMYK"
+    return {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    return a if a.dtype == np.uint8 else np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def write_image_file(
+    path: str | Path,
+    pixels: np.ndarray,
+    like: ImageFile | None = None,
+    format: str | None = None,
+    quality: int | str = 95,
+) -> Path:
+    """Write ``pixels`` ((H, W) or (H, W, 1-4), uint8 or uint16) atomically, in the mode, depth and
+    metadata of ``like`` where the format allows (see the module; the format comes from ``format`` or
+    the extension). ``quality``: 1..100, or "keep" (JPEG: the source's tables; WebP: lossless)."""
+    from inpaintgan.checkpoints import atomic_write
+
+    data = encode_image_file(pixels, format_for(path, format), like, quality)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def encode_image_file(
+    pixels: np.ndarray, fmt: str, like: ImageFile | None = None, quality: int | str = 95, compress_level: int = 6
+) -> bytes:
+    """The bytes of an image file in Pillow format ``fmt`` (PNG, JPEG, WEBP, BMP, TIFF); see
+    :func:`write_image_file`. ``compress_level``: PNG's zlib level (pixels are the same at any)."""
+    a = np.asarray(pixels)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_image_file takes uint8 or uint16 pixels, got {a.dtype}")
+    if quality != "keep" and not (isinstance(quality, int) and 1 <= quality <= 100):
+        raise ValueError(f"quality must be 1..100 or 'keep', got {quality!r}")
+    mode = _mode_for(a, like.mode if like else None)
+    info = dict(like.info) if like else {}
+    if fmt == "JPEG" and mode in ("LA", "RGBA"):  # JPEG has no alpha
+        a, mode = a[:, :, :-1], "L" if mode == "LA" else "RGB"
+        a = a[:, :, 0] if mode == "L" else a
+    if fmt in ("WEBP",) and mode in ("L", "LA"):
+        a = np.repeat(a[:, :, None], 3, axis=2) if mode == "L" else np.concatenate([np.repeat(a[:, :, :1], 3, axis=2), a[:, :, 1:]], axis=2)
+        mode = "RGB" if mode == "L" else "RGBA"
+    if fmt == "BMP" and mode == "LA":
+        a, mode = a[:, :, 0], "L"
+    if fmt not in ("JPEG", "TIFF") and mode == "CMYK":
+        a, mode = np.asarray(_pil(_to8(a), "CMYK").convert("RGB")), "RGB"
+    if a.dtype == np.uint16 and not (fmt == "PNG" or (fmt == "TIFF" and mode in ("L", "RGB", "RGBA"))):
+        a = _to8(a)
+    if fmt == "PNG" and a.dtype == np.uint16 and mode != "L":
+        return _png16(a, info, compress_level)
+    if fmt == "TIFF" and a.dtype == np.uint16 and mode != "L":
+        ok, buf = cv2.imencode(".tiff", cv2.cvtColor(a, cv2.COLOR_RGB2BGR if mode == "RGB" else cv2.COLOR_RGBA2BGRA))
+        if not ok:  # pragma: no cover
+            raise OSError("could not encode a 16-bit TIFF")
+        return buf.tobytes()
+    img = _pil(a, mode)
+    params: dict[str, Any] = {}
+    if info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and (mode == "CMYK") == (like is not None and like.mode == "CMYK"):
+        params["icc_profile"] = info["icc_profile"]
+    if info.get("dpi") and fmt in ("PNG", "JPEG", "TIFF", "BMP"):
+        params["dpi"] = tuple(float(d) for d in info["dpi"])
+    if info.get("exif") and fmt in ("JPEG", "WEBP", "PNG", "TIFF"):
+        ex = _parse_exif(info["exif"]) if not isinstance(info["exif"], Image.Exif) else info["exif"]
+        if ex is not None:
+            ex.pop(_EXIF_ORIENTATION, None)
+            params["exif"] = ex.tobytes()
+    if fmt == "JPEG":
+        if quality == "keep" and info.get("qtables"):
+            params["qtables"] = info["qtables"]
+            if info.get("subsampling") is not None and info["subsampling"] >= 0:
+                params["subsampling"] = info["subsampling"]
+        else:
+            params["quality"] = 95 if quality == "keep" else quality
+    elif fmt == "WEBP":
+        if quality == "keep":
+            params["lossless"] = True
+        else:
+            params["quality"] = quality
+    elif fmt == "TIFF" and info.get("compression") in ("tiff_lzw", "tiff_adobe_deflate", "packbits", "raw"):
+        params["compression"] = info["compression"]
+    if fmt == "PNG":
+        params["compress_level"] = compress_level
+    out = io.BytesIO()
+    img.save(out, format=fmt, **params)
+    return out.getvalue()
+
+
+def _png16(a: np.ndarray, info: dict[str, Any], compress_level: int = 6) -> bytes:
+    """A 16-bit RGB / RGBA PNG (Pillow cannot write these) with the ICC profile, DPI and EXIF."""
+    h, w = a.shape[:2]
+    c = a.shape[2]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    out = io.BytesIO()
+    out.write(b"\x89PNG\r\n\x1a\n")
+    out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0)))
+    if info.get("icc_profile"):
+        out.write(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(info["icc_profile"])))
+    if info.get("dpi"):
+        ppm = [max(1, round(float(d) / 0.0254)) for d in info["dpi"]]
+        out.write(chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    if info.get("exif"):
+        ex = _parse_exif(info["exif"])
+        if ex is not None:
+            ex.pop(_EXIF_ORIENTATION, None)
+            data = ex.tobytes()
+            out.write(chunk(b"eXIf", data[6:] if data.startswith(b"Exif\x00\x00") else data))
+    rows = a.astype(">u2").reshape(h, w * c).view(np.uint8).reshape(h, w * c * 2)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    out.write(chunk(b"IDAT", zlib.compress(raw, compress_level)))
+    out.write(chunk(b"IEND", b""))
+    return out.getvalue()
+
+
+def pil_image(f: ImageFile) -> Image.Image:
+    """An ImageFile as a PIL image (16-bit colour scaled to 8 bits: PIL has no such mode)."""
+    a = f.pixels
+    if a.dtype == np.uint16 and a.ndim == 3:
+        a = _to8(a)
+    return _pil(a, f.mode)
+
+
+__all__ = ["ImageFile", "read_image_file", "write_image_file", "encode_image_file", "from_decoded", "header_facts",
+           "pil_image", "MODES"]
