@@ -51,6 +51,7 @@ from torch import Tensor
 
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
+from inpaintgan.export.exporter import EXPORT_SUFFIXES
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
@@ -79,6 +80,11 @@ Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end-exclusive
 def list_models() -> list[dict[str, Any]]:
     """The named models (zoo): name, method, image_size, installed, path, url, description."""
     return _list_models()
+
+
+def is_exported_path(p: str | Path) -> bool:
+    """True for an exported ``.onnx`` / ``.torchscript`` model file."""
+    return str(p).lower().endswith(EXPORT_SUFFIXES)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -436,9 +442,22 @@ class Inpainter:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default", device: str | torch.device = "auto", **kwargs: Any) -> Inpainter:
         """Load a model by zoo name (``list_models()``) or from a ``.safetensors`` file (a trainer
-        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused)."""
+        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused),
+        or an exported ``.onnx`` (run with onnxruntime) / ``.torchscript`` file (``inpaintgan export
+        --format``). ``optimize=True``: BatchNorm folded into the convolutions and channels_last weights
+        for faster CPU inference (same fills within float rounding)."""
+        optimize = bool(kwargs.pop("optimize", False))
+        if is_exported_path(name_or_path):  # .onnx (onnxruntime) / .torchscript: the same pre/post-processing
+            from inpaintgan.export.runtime import load_exported
+
+            method, meta = load_exported(Path(name_or_path).expanduser(), resolve_device(device))
+            return cls(method, {**meta, "path": str(name_or_path), "model": Path(str(name_or_path)).stem}, **kwargs)
         path = resolve_model(name_or_path)
         method, meta = load_any(path, "cpu")
+        if optimize:  # BatchNorm folded into the convolutions, channels_last weights (inference only)
+            from inpaintgan.export.fold import optimize_for_inference
+
+            method = optimize_for_inference(method)
         label = Path(str(name_or_path)).stem if is_model_path(name_or_path) else str(name_or_path)
         meta = {**meta, "path": str(path), "model": label}
         return cls(method, meta, device=device, **kwargs)
