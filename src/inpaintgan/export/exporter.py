@@ -102,7 +102,6 @@ def prepare(method, fmt: str):
 
 
 def export_onnx(method, path: str | Path, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    import onnx
 
     graph, _ = prepare(method, "onnx")
     mult = int(getattr(method, "size_multiple", 1) or 1)

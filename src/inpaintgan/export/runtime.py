@@ -10,8 +10,8 @@ method uses, then the graph runs, then known pixels are taken from the caller's 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +86,9 @@ class ExportedMethod(nn.Module):
 
     def _load_torchscript(self) -> None:
         extra = {TS_META_FILE: ""}
-        self.module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in favour of torch.export
+            self.module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra)
         if not extra[TS_META_FILE]:
             raise ValueError(f"{self.path}: not an inpaintgan export (no {TS_META_FILE}); export it with 'inpaintgan export --format torchscript'")
         self.meta = json.loads(extra[TS_META_FILE])
