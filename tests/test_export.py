@@ -235,6 +235,19 @@ def test_optimized_inpainter_fills_like_the_plain_one(tmp_path):
     assert optimize_for_inference(method) is not method
 
 
+def test_bfloat16_inpainter_close_to_float32_known_pixels_exact(tmp_path):
+    """The reduced-precision code path (float16 on GPUs) tested on the CPU with bfloat16."""
+    path = save_model(_make("glcic"), tmp_path / "g.safetensors")
+    ref = Inpainter.from_pretrained(path, device="cpu")
+    bf = Inpainter.from_pretrained(path, device="cpu", optimize=True, dtype="bfloat16")
+    assert bf.dtype == torch.bfloat16 and next(bf.method.generator.parameters()).dtype == torch.bfloat16
+    img, hole = _images(1, seed=9)[0], _hole()
+    a, b = ref(img, hole, strategy="full"), bf(img, hole, strategy="full")
+    assert b.dtype == img.dtype and np.array_equal(b[~hole], img[~hole])
+    diff = np.abs(a - b)[hole]
+    assert 0 < diff.max() <= 0.05 and diff.mean() <= 0.01  # bf16 keeps ~3 significant digits
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 

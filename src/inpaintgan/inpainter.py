@@ -429,6 +429,9 @@ class Inpainter:
         else:
             p = next(iter(method.parameters()), None)
             self.device = p.device if p is not None else torch.device("cpu")
+        p = next(iter(method.parameters()), None)
+        #: the network's floating dtype (bfloat16 / float16 after ``from_pretrained(dtype=...)``): inputs are cast to it
+        self.dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
         self.image_size = int(self.metadata.get("image_size") or method.image_size)
         self.working_size = int(working_size or self.image_size)
         #: ``auto`` runs whole images up to this times the working size (a model file may lower it: a
@@ -445,8 +448,11 @@ class Inpainter:
         ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused),
         or an exported ``.onnx`` (run with onnxruntime) / ``.torchscript`` file (``inpaintgan export
         --format``). ``optimize=True``: BatchNorm folded into the convolutions and channels_last weights
-        for faster CPU inference (same fills within float rounding)."""
+        for faster CPU inference (same fills within float rounding); ``dtype="bfloat16"`` (CPUs with bf16
+        instructions) or ``"float16"`` (GPUs): the network in that precision (``docs/benchmarks.md``
+        gives the accuracy cost)."""
         optimize = bool(kwargs.pop("optimize", False))
+        dtype = kwargs.pop("dtype", None)
         if is_exported_path(name_or_path):  # .onnx (onnxruntime) / .torchscript: the same pre/post-processing
             from inpaintgan.export.runtime import load_exported
 
@@ -458,6 +464,8 @@ class Inpainter:
             from inpaintgan.export.fold import optimize_for_inference
 
             method = optimize_for_inference(method)
+        if dtype is not None:  # e.g. torch.bfloat16 on CPUs with bf16 instructions, torch.float16 on GPUs
+            method = method.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         label = Path(str(name_or_path)).stem if is_model_path(name_or_path) else str(name_or_path)
         meta = {**meta, "path": str(path), "model": label}
         return cls(method, meta, device=device, **kwargs)
@@ -680,7 +688,7 @@ class Inpainter:
         self.method.eval()
         try:
             with torch.inference_mode():
-                y = self.method.inpaint(x.to(self.device), m.to(self.device))
+                y = self.method.inpaint(x.to(self.device, self.dtype), m.to(self.device, self.dtype))
         finally:
             self.method.train(was_training)
         y = y.float().cpu()
@@ -741,7 +749,7 @@ class Inpainter:
         self.method.eval()
         try:
             with torch.inference_mode():
-                y = fn(*[t.to(self.device) for t in tensors])
+                y = fn(*[t.to(self.device, self.dtype) for t in tensors])
         finally:
             self.method.train(was_training)
         return y.float().cpu()[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]
