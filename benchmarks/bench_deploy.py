@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import tempfile
@@ -91,6 +92,18 @@ def bf16_supported() -> bool:
 # ------------------------------------------------------------------------------------------ inference
 
 
+def _trained_like_batchnorm(module: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics and affine parameters, as after training."""
+    g = torch.Generator().manual_seed(seed)
+    for bn in module.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            c = bn.num_features
+            bn.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
+            bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            bn.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            bn.bias.data.copy_(torch.randn(c, generator=g) * 0.1)
+
+
 def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Path) -> list[dict]:
     from inpaintgan.export import export_model, optimize_for_inference
     from inpaintgan.export.graphs import export_graph
@@ -101,6 +114,7 @@ def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Pat
     torch.manual_seed(0)
     peer_net = peer_models.CompletionNetwork().eval()
     method = GLCIC(GLCICConfig(), image_size=256).eval()
+    _trained_like_batchnorm(method)  # fresh BatchNorms are the identity: folding would be trivially exact
     graph = export_graph(method)
     fast = export_graph(optimize_for_inference(method))
     fast_bf16 = copy.deepcopy(fast).to(torch.bfloat16)
@@ -108,7 +122,8 @@ def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Pat
     ts_m = ExportedMethod(export_model(method, tmp / "glcic.torchscript", "torchscript"))
     mpv = method.fill_value
     rows = []
-    for size in sizes:
+
+    def one_size(size: int) -> None:
         g = torch.Generator().manual_seed(size)
         x = torch.rand(1, 3, size, size, generator=g)
         m = torch.zeros(1, 1, size, size)
@@ -142,6 +157,9 @@ def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Pat
         med = interleaved(fns, repeats)
         for k, sec in med.items():
             rows.append({"size": size, "path": k, "ms": sec * 1000, "x_peer": med["peer eager"] / sec, "max_err": errs.get(k)})
+
+    for size in sizes:
+        one_size(size)
     return rows
 
 
@@ -156,7 +174,8 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
 
     peer_models, peer_losses, peer_utils = peer
     rows = []
-    for size, batch in configs:
+
+    def one_config(size: int, batch: int) -> None:
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
         x = torch.rand(batch, 3, size, size)
@@ -214,6 +233,7 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
         opts_cl = method_cl.configure_optimizers(TrainConfig(optimizer="adadelta"))
         ctx_cl = TrainContext(opts_cl, torch.device("cpu"), "none", 0.0, None, seed=0)
         cl = torch.channels_last
+        batch_d = {"image": x, "mask": mask}
         batch_cl = {"image": x.contiguous(memory_format=cl), "mask": mask.contiguous(memory_format=cl)}
         phases = {p.name: p for p in method.phases()}
 
@@ -235,6 +255,9 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
         for k, sec in med.items():
             base = med["peer phase 1"] if "phase 1" in k else med["peer phase 3"]
             rows.append({"size": size, "batch": batch, "what": k, "img_s": batch / sec, "ms": sec * 1000, "x_peer": base / sec})
+
+    for size, batch in configs:
+        one_config(size, batch)
     return rows
 
 
@@ -290,10 +313,12 @@ def _f(v, d=1):
 
 def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict], argv: list[str], note: str) -> str:
     lines = [f"## deploy -- {info['date']} -- {info['cpu']}, {info['cores']} cores, {info['device']}", ""]
-    lines.append("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "date") + "  ")
+    lines.append("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("date", "load")) + "  ")
     lines.append(f"Command: `python benchmarks/bench_deploy.py {' '.join(argv)}`  ")
     if note:
         lines.append(note + "  ")
+    if "load" in info:
+        lines.append(f"Load average (1 min, all jobs on the machine): {info['load']}  ")
     lines.append("")
     if inf:
         lines += ["### GLCIC completion network, batch 1 (ratios within this run)", "",
@@ -333,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"), help="Markdown file to append to ('' = none)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load0 = os.getloadavg()[0]
     warnings.simplefilter("ignore")
     peer = import_peer(args.peer) if {"inference", "train"} & set(args.parts) else None
     inf, train, fill = [], [], []
@@ -345,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             train = bench_train(peer, configs, args.train_repeats)
         if "fill" in args.parts:
             fill = bench_fill(args.repeats, args.threads, tmp, args.model)
-    md = to_markdown(machine_info("cpu"), inf, train, fill, argv, args.note)
+    info = machine_info("cpu")
+    info["load"] = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    md = to_markdown(info, inf, train, fill, argv, args.note)
     print(md)
     if args.output:
         with open(args.output, "a") as f:
