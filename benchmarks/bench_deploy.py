@@ -10,11 +10,13 @@ Parts (all in one run, same threads for torch and onnxruntime, inputs identical 
   the peer's eager network as its ``predict.py`` runs it (``eval()``, ``no_grad``, mean-pixel input),
   against the project's GLCIC inference graph (mean fill, network, composite) on each path: eager
   (``eval()``, ``no_grad``), optimised eager (BatchNorm folded, channels_last, ``inference_mode``),
-  optimised eager in bfloat16 (where the CPU has bf16 instructions), TorchScript (traced, frozen) and
-  onnxruntime (all graph optimisations). Rows are interleaved (path A, B, ... then again) ``--repeats``
+  optimised eager in bfloat16 (where the CPU has bf16 instructions), TorchScript (traced, frozen),
+  onnxruntime (all graph optimisations) and onnxruntime on the int8-quantised export. Rows are interleaved (path A, B, ... then again) ``--repeats``
   times; the figure is the best run (``--stat median`` for medians; both are printed for inference);
   ratios are the peer's figure over the path's. Accuracy: max |diff|
   against the project's eager fp32 output.
+- ``accuracy``: the accuracy cost of bf16 and int8 on a trained model (glcic-cifar10): hole L1 and
+  PSNR against the ground truth on crops of the bundled photos, next to fp32.
 - ``train``: images/s of the peer's phase-1 step and phase-3 step exactly as its ``train.py`` does them
   (networks, BCELoss, Adadelta, alpha 4e-4; local discriminator declared 32x32 and fed 16x16 crops at
   32 px, its README's workaround) against ``GLCIC.train_step`` phases ``completion`` and ``joint`` with
@@ -130,6 +132,7 @@ def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Pat
     fast_bf16 = copy.deepcopy(fast).to(torch.bfloat16)
     ort_m = ExportedMethod(export_model(method, tmp / "glcic.onnx", "onnx"), threads=threads)
     ts_m = ExportedMethod(export_model(method, tmp / "glcic.torchscript", "torchscript"))
+    ort8 = ExportedMethod(export_model(method, tmp / "glcic_int8.onnx", "onnx", int8=True), threads=threads)
     mpv = method.fill_value
     rows = []
 
@@ -162,6 +165,7 @@ def bench_inference(peer, sizes: list[int], repeats: int, threads: int, tmp: Pat
             fns["optimised eager bf16"] = optimized_bf16
         fns["torchscript"] = lambda: ts_m.run_graph(x, m)
         fns["onnxruntime"] = lambda: ort_m.run_graph(x, m)
+        fns["onnxruntime int8"] = lambda: ort8.run_graph(x, m)
         ref = eager()
         errs = {k: float((fn() - ref).abs().max()) for k, fn in fns.items() if k != "peer eager"}
         med = interleaved(fns, repeats)
@@ -273,6 +277,41 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
     return rows
 
 
+# ------------------------------------------------------------------------------------- accuracy cost
+
+
+def bench_accuracy(tmp: Path, model: str = "glcic-cifar10", n: int = 64) -> list[dict]:
+    """Accuracy cost of the reduced-precision paths on a trained model: hole L1 / PSNR against the
+    ground truth on ``n`` crops of the bundled photos at the model's size (holes from GLCIC's
+    rectangle generator; int8 calibrated on other crops), fp32 eager vs each path."""
+    from inpaintgan.checkpoints import load_any, resolve_model
+    from inpaintgan.export import export_model, optimize_for_inference
+    from inpaintgan.export.exporter import calibration_batches
+    from inpaintgan.export.graphs import export_graph
+    from inpaintgan.export.runtime import ExportedMethod
+
+    method, meta = load_any(resolve_model(model), "cpu")
+    method.eval()
+    graph = export_graph(method)
+    bf = export_graph(optimize_for_inference(method).to(torch.bfloat16))
+    ort = ExportedMethod(export_model(method, tmp / "acc.onnx", "onnx", meta))
+    ort8 = ExportedMethod(export_model(method, tmp / "acc8.onnx", "onnx", meta, int8=True))
+    batches = calibration_batches(method, list(graph.inputs), n=n, seed=12345)  # not the calibration crops
+    x = torch.from_numpy(np.concatenate([b["image"] for b in batches]))
+    m = torch.from_numpy(np.concatenate([b["mask"] for b in batches]))
+    with torch.no_grad():
+        outs = {"eager fp32": graph(x, m), "optimised eager bf16": bf(x.bfloat16(), m.bfloat16()).float(),
+                "onnxruntime fp32": ort.run_graph(x, m), "onnxruntime int8": ort8.run_graph(x, m)}  # fmt: skip
+    hole = m.expand_as(x) > 0.5
+    rows = []
+    for k, y in outs.items():
+        err = (y - x)[hole]
+        mse = float((err**2).mean())
+        rows.append({"path": k, "l1": float(err.abs().mean()) * 255, "psnr": 10 * np.log10(1 / mse),
+                     "vs_fp32": float((y - outs["eager fp32"]).abs()[hole].mean()) * 255})  # fmt: skip
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ fill
 
 
@@ -323,7 +362,8 @@ def _f(v, d=1):
     return "-" if v is None else (f"{v:.{d}e}" if isinstance(v, float) and d == "e" else f"{v:.{d}f}")
 
 
-def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict], argv: list[str], note: str) -> str:
+def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict], argv: list[str], note: str,
+                acc: list[dict] | None = None) -> str:
     lines = [f"## deploy -- {info['date']} -- {info['cpu']}, {info['cores']} cores, {info['device']}", ""]
     lines.append("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("date", "load")) + "  ")
     lines.append(f"Command: `python benchmarks/bench_deploy.py {' '.join(argv)}`  ")
@@ -347,6 +387,12 @@ def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict]
         for r in train:
             lines.append(f"| {r['size']} | {r['batch']} | {r['what']} | {r['img_s']:.1f} | {r['ms']:.0f} | {r['x_peer']:.2f} |")
         lines.append("")
+    if acc:
+        lines += ["### Accuracy cost on a trained model (glcic-cifar10, 64 crops of the bundled photos at 32 px)", "",
+                  "| path | hole L1 (0-255) | hole PSNR dB | mean abs diff vs eager fp32 (0-255) |", "|---|---:|---:|---:|"]  # fmt: skip
+        for r in acc:
+            lines.append(f"| {r['path']} | {r['l1']:.2f} | {r['psnr']:.2f} | {r['vs_fp32']:.3f} |")
+        lines.append("")
     if fill:
         lines += [f"### Default model: eager PyTorch vs onnxruntime ({STAT} of the repeats)", "",
                   "| what | eager ms | onnxruntime ms | eager / onnxruntime | output difference |", "|---|---:|---:|---:|---|"]  # fmt: skip
@@ -359,7 +405,8 @@ def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict]
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", nargs="+", default=["inference", "train", "fill"], choices=["inference", "train", "fill"])
+    p.add_argument("--parts", nargs="+", default=["inference", "accuracy", "train", "fill"],
+                   choices=["inference", "accuracy", "train", "fill"])
     p.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--train-repeats", type=int, default=5)
@@ -378,11 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()[0]
     warnings.simplefilter("ignore")
     peer = import_peer(args.peer) if {"inference", "train"} & set(args.parts) else None
-    inf, train, fill = [], [], []
+    inf, train, fill, acc = [], [], [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "inference" in args.parts:
             inf = bench_inference(peer, args.sizes, args.repeats, args.threads, tmp)
+        if "accuracy" in args.parts:
+            acc = bench_accuracy(tmp)
         if "train" in args.parts:
             configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.train_configs]
             train = bench_train(peer, configs, args.train_repeats)
@@ -390,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             fill = bench_fill(args.repeats, args.threads, tmp, args.model)
     info = machine_info("cpu")
     info["load"] = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    md = to_markdown(info, inf, train, fill, argv, args.note)
+    md = to_markdown(info, inf, train, fill, argv, args.note, acc)
     print(md)
     if args.output:
         with open(args.output, "a") as f:

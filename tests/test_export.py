@@ -248,6 +248,20 @@ def test_bfloat16_inpainter_close_to_float32_known_pixels_exact(tmp_path):
     assert 0 < diff.max() <= 0.05 and diff.mean() <= 0.01  # bf16 keeps ~3 significant digits
 
 
+def test_int8_onnx_export_runs_close_to_float32_known_pixels_exact(tmp_path):
+    method = _make("glcic")
+    fp32 = Inpainter.from_pretrained(export_model(method, tmp_path / "g.onnx", "onnx"), device="cpu")
+    q = Inpainter.from_pretrained(export_model(method, tmp_path / "g8.onnx", "onnx", int8=True), device="cpu")
+    assert "int8" in q.metadata["quantization"] and "quantization" not in fp32.metadata
+    img, hole = _images(1, seed=4)[0], _hole()
+    a, b = fp32(img, hole, strategy="full"), q(img, hole, strategy="full")
+    assert np.array_equal(b[~hole], img[~hole])
+    diff = np.abs(a - b)[hole]
+    assert 0 < diff.mean() <= 0.02  # quantised (not the same graph), but close
+    with pytest.raises(ExportError, match="onnx only"):
+        export_model(method, tmp_path / "g.torchscript", "torchscript", int8=True)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 

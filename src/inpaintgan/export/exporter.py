@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from inpaintgan.checkpoints import atomic_write
@@ -139,6 +141,71 @@ def export_onnx(method, path: str | Path, meta: dict[str, Any] | None = None, op
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(model.SerializeToString()))
 
 
+def calibration_batches(method, graph_inputs: list[str], n: int = 8, size: int | None = None, seed: int = 0) -> list[dict]:
+    """Inputs for int8 calibration: crops of the bundled example photos (``inpaintgan/assets``) at the
+    working size with rectangular holes (a classical pre-fill, if any, left out: the hole holds the
+    photo), one image per batch."""
+    from PIL import Image
+
+    from inpaintgan.checkpoints import WEIGHTS_DIR
+    from inpaintgan.masks import glcic_rect
+
+    mult = int(getattr(method, "size_multiple", 1) or 1)
+    size = int(size or method.image_size)
+    size = max(mult, size - size % mult)
+    photos = sorted((WEIGHTS_DIR.parent / "assets").glob("*.jpg"))
+    if not photos:
+        raise ExportError("int8 calibration needs the bundled example photos (inpaintgan/assets/*.jpg)")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img = Image.open(photos[i % len(photos)]).convert("RGB" if method.channels == 3 else "L")
+        scale = size / min(img.size) * rng.uniform(1.0, 2.0)
+        img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))), Image.BILINEAR)
+        a = np.asarray(img, np.float32) / 255.0
+        a = a[:, :, None] if a.ndim == 2 else a
+        y, x = rng.integers(0, a.shape[0] - size + 1), rng.integers(0, a.shape[1] - size + 1)
+        image = np.ascontiguousarray(a[y : y + size, x : x + size].transpose(2, 0, 1)[None])
+        mask = glcic_rect(rng, size, size).astype(np.float32)[None, None]
+        feed = {"image": image, "mask": mask}
+        if "guide" in graph_inputs:
+            feed["guide"] = np.zeros_like(mask)
+        out.append(feed)
+    return out
+
+
+def quantize_onnx_int8(src: str | Path, dst: str | Path, method, graph_inputs: list[str]) -> Path:
+    """Static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations) of an exported
+    ONNX file with onnxruntime's quantiser, calibrated on :func:`calibration_batches`. Measured speed
+    and accuracy cost: ``docs/benchmarks.md``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = calibration_batches(method, graph_inputs)
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    with tempfile.TemporaryDirectory() as d:
+        pre, q = Path(d) / "pre.onnx", Path(d) / "q.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(q), _Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)  # fmt: skip
+        model = onnx.load(str(q))
+    md = json.loads(meta[META_KEY])
+    md["quantization"] = "int8 static (QDQ, per-channel weights), calibrated on the bundled example photos"
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(md)
+    return atomic_write(dst, lambda tmp: Path(tmp).write_bytes(model.SerializeToString()))
+
+
 def export_torchscript(method, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     graph, _ = prepare(method, "torchscript")
     mult = int(getattr(method, "size_multiple", 1) or 1)
@@ -159,8 +226,17 @@ def export_torchscript(method, path: str | Path, meta: dict[str, Any] | None = N
     return atomic_write(path, write)
 
 
-def export_model(method, path: str | Path, fmt: str, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """Export ``method``'s inference network to ``path`` in ``fmt`` (onnx | torchscript)."""
+def export_model(
+    method, path: str | Path, fmt: str, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET, int8: bool = False
+) -> Path:
+    """Export ``method``'s inference network to ``path`` in ``fmt`` (onnx | torchscript); ``int8``:
+    ONNX only, statically quantised (:func:`quantize_onnx_int8`)."""
+    if int8 and fmt != "onnx":
+        raise ExportError(f"int8 quantisation is available for --format onnx only, not {fmt}")
+    if fmt == "onnx" and int8:
+        with tempfile.TemporaryDirectory() as d:
+            fp32 = export_onnx(method, Path(d) / "fp32.onnx", meta, opset)
+            return quantize_onnx_int8(fp32, path, method, list(export_graph(method).inputs))
     if fmt == "onnx":
         return export_onnx(method, path, meta, opset)
     if fmt == "torchscript":
