@@ -248,13 +248,19 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
         method_cl = copy.deepcopy(method).to(memory_format=torch.channels_last)
         opts_cl = method_cl.configure_optimizers(TrainConfig(optimizer="adadelta"))
         ctx_cl = TrainContext(opts_cl, torch.device("cpu"), "none", 0.0, None, seed=0)
+        # and with bf16 autocast (train.amp=bf16), where the CPU has bf16 instructions
+        method_amp = copy.deepcopy(method_cl)
+        opts_amp = method_amp.configure_optimizers(TrainConfig(optimizer="adadelta"))
+        ctx_amp = TrainContext(opts_amp, torch.device("cpu"), "bf16", 0.0, None, seed=0)
         cl = torch.channels_last
         batch_d = {"image": x, "mask": mask}
         batch_cl = {"image": x.contiguous(memory_format=cl), "mask": mask.contiguous(memory_format=cl)}
         phases = {p.name: p for p in method.phases()}
 
-        def ours(name, channels_last=False):
+        def ours(name, channels_last=False, amp=False):
             m, o, c, b = (method_cl, opts_cl, ctx_cl, batch_cl) if channels_last else (method, opts, ctx, batch_d)
+            if amp:
+                m, o, c, b = method_amp, opts_amp, ctx_amp, batch_cl
 
             def step():
                 set_phase_modes(m, o, phases[name])
@@ -267,6 +273,9 @@ def bench_train(peer, configs: list[tuple[int, int]], repeats: int) -> list[dict
                "ours completion (phase 1), channels_last": ours("completion", True),
                "peer phase 3": peer_phase3, "ours joint (phase 3)": ours("joint"),
                "ours joint (phase 3), channels_last": ours("joint", True)}  # fmt: skip
+        if bf16_supported():
+            fns["ours completion (phase 1), channels_last + bf16 autocast"] = ours("completion", amp=True)
+            fns["ours joint (phase 3), channels_last + bf16 autocast"] = ours("joint", amp=True)
         med = interleaved(fns, repeats)
         for k, sec in med.items():
             base = med["peer phase 1"] if "phase 1" in k else med["peer phase 3"]
