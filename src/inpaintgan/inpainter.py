@@ -53,6 +53,7 @@ from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
 from inpaintgan.errors import project_errors
 from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
+from inpaintgan.export.exporter import EXPORT_SUFFIXES
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
@@ -80,6 +81,11 @@ Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end-exclusive
 def list_models() -> list[dict[str, Any]]:
     """The named models (zoo): name, method, image_size, installed, path, url, description."""
     return _list_models()
+
+
+def is_exported_path(p: str | Path) -> bool:
+    """True for an exported ``.onnx`` / ``.torchscript`` model file."""
+    return str(p).lower().endswith(EXPORT_SUFFIXES)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -451,6 +457,9 @@ class Inpainter:
         else:
             p = next(iter(method.parameters()), None)
             self.device = p.device if p is not None else torch.device("cpu")
+        p = next(iter(method.parameters()), None)
+        #: the network's floating dtype (bfloat16 / float16 after ``from_pretrained(dtype=...)``): inputs are cast to it
+        self.dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
         self.image_size = int(self.metadata.get("image_size") or method.image_size)
         self.working_size = int(working_size or self.image_size)
         #: ``auto`` runs whole images up to this times the working size (a model file may lower it: a
@@ -464,16 +473,34 @@ class Inpainter:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "default", device: str | torch.device = "auto", **kwargs: Any) -> Inpainter:
         """Load a model by zoo name (``list_models()``) or from a ``.safetensors`` file (a trainer
-        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused).
-        The classical fills ``telea``, ``ns`` and ``patchmatch`` are names too (no weights)."""
+        ``.pt`` checkpoint is read with ``torch.load(weights_only=True)``; pickled objects are refused),
+        or an exported ``.onnx`` (run with onnxruntime) / ``.torchscript`` file (``inpaintgan export
+        --format``). The classical fills ``telea``, ``ns`` and ``patchmatch`` are names too (no weights).
+        ``optimize=True``: BatchNorm folded into the convolutions and channels_last weights
+        for faster CPU inference (same fills within float rounding); ``dtype="bfloat16"`` (CPUs with bf16
+        instructions) or ``"float16"`` (GPUs): the network in that precision (``docs/benchmarks.md``
+        gives the accuracy cost)."""
         from inpaintgan.classical import CLASSICAL
 
         if isinstance(name_or_path, str) and name_or_path in CLASSICAL:
             from inpaintgan.classical import ClassicalMethod, classical_metadata
 
             return cls(ClassicalMethod(name_or_path), classical_metadata(name_or_path), device=device, **kwargs)
+        optimize = bool(kwargs.pop("optimize", False))
+        dtype = kwargs.pop("dtype", None)
+        if is_exported_path(name_or_path):  # .onnx (onnxruntime) / .torchscript: the same pre/post-processing
+            from inpaintgan.export.runtime import load_exported
+
+            method, meta = load_exported(Path(name_or_path).expanduser(), resolve_device(device))
+            return cls(method, {**meta, "path": str(name_or_path), "model": Path(str(name_or_path)).stem}, **kwargs)
         path = resolve_model(name_or_path)
         method, meta = load_any(path, "cpu")
+        if optimize:  # BatchNorm folded into the convolutions, channels_last weights (inference only)
+            from inpaintgan.export.fold import optimize_for_inference
+
+            method = optimize_for_inference(method)
+        if dtype is not None:  # e.g. torch.bfloat16 on CPUs with bf16 instructions, torch.float16 on GPUs
+            method = method.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         label = Path(str(name_or_path)).stem if is_model_path(name_or_path) else str(name_or_path)
         meta = {**meta, "path": str(path), "model": label}
         return cls(method, meta, device=device, **kwargs)
@@ -698,7 +725,7 @@ class Inpainter:
         self.method.eval()
         try:
             with torch.inference_mode():
-                y = self.method.inpaint(x.to(self.device), m.to(self.device))
+                y = self.method.inpaint(x.to(self.device, self.dtype), m.to(self.device, self.dtype))
         finally:
             self.method.train(was_training)
         y = check_finite_output(y.float().cpu(), f"model {self.name}")
@@ -761,7 +788,7 @@ class Inpainter:
         self.method.eval()
         try:
             with torch.inference_mode():
-                y = fn(*[t.to(self.device) for t in tensors])
+                y = fn(*[t.to(self.device, self.dtype) for t in tensors])
         finally:
             self.method.train(was_training)
         return check_finite_output(y.float().cpu(), f"model {self.name}")[:, :, pad[2] : pad[2] + h, pad[0] : pad[0] + w]

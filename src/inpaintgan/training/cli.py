@@ -125,10 +125,49 @@ def export_checkpoint(payload: dict, out: str | Path, half: bool = False, workin
     return save_model(method, out, meta, half=half)
 
 
+def cmd_export_deploy(args) -> int:
+    """``export --format onnx|torchscript``: the inference network of a run, checkpoint, model file or zoo name."""
+    from inpaintgan.checkpoints import load_any, resolve_model
+    from inpaintgan.export import ExportError, export_model
+    from inpaintgan.export.exporter import SUFFIXES
+    from inpaintgan.export.graphs import classical_prefill
+    from inpaintgan.training.state import find_resume
+
+    src: str | Path = args.checkpoint
+    if Path(src).is_dir():
+        src = find_resume(Path(src), "auto")
+        if src is None:
+            raise FileNotFoundError(f"no checkpoint found in run folder {args.checkpoint}")
+    path = resolve_model(src)
+    method, meta = load_any(path, "cpu")
+    meta = {**meta, "model": path.stem}
+    if args.working_size:
+        meta["image_size"] = int(args.working_size)
+    out = Path(args.output)
+    if out.suffix.lower() != SUFFIXES[args.format]:
+        print(f"note: {args.format} files are recognised by the suffix {SUFFIXES[args.format]}; writing {out}")
+    try:
+        written = export_model(method.eval(), out, args.format, meta, int8=args.int8)
+    except ExportError as e:
+        print(f"error: cannot export: {e}", file=sys.stderr)
+        return 2
+    prefill = classical_prefill(method)
+    print(f"exported {path} -> {written} ({args.format}, {written.stat().st_size / 1e6:.2f} MB)")
+    if prefill != "none":
+        print(f"note: the {prefill} pre-fill is a classical algorithm, not a network, so it is not in the file: the "
+              f"exported graph is the network part and takes the image with its hole already pre-filled "
+              f"(Inpainter.from_pretrained / inpaintgan fill compute the pre-fill when they run the file)")
+    return 0
+
+
 def cmd_export(args) -> int:
     from inpaintgan.checkpoints import load_training_state
     from inpaintgan.training.state import find_resume
 
+    if args.format != "safetensors":
+        return cmd_export_deploy(args)
+    if args.int8:
+        raise ValueError("--int8 needs --format onnx")
     src = Path(args.checkpoint)
     ckpt = find_resume(src, "auto") if src.is_dir() else src
     if ckpt is None:
@@ -172,10 +211,19 @@ def register(sub) -> None:
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=cmd_methods)
 
-    p = sub.add_parser("export", help="export a training checkpoint (or a run folder's newest) to a .safetensors model")
-    p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder")
-    p.add_argument("--output", "-o", required=True, help="model file to write (.safetensors)")
+    p = sub.add_parser(
+        "export", help="export a training checkpoint (or a run folder's newest) to a .safetensors model, "
+        "or a model's inference network to ONNX / TorchScript (--format)",
+    )
+    p.add_argument("checkpoint", help="training checkpoint .pt, or a run folder; with --format onnx|torchscript also "
+                   "a .safetensors model file or a zoo name")
+    p.add_argument("--output", "-o", required=True, help="file to write (.safetensors, .onnx, .torchscript)")
+    p.add_argument("--format", "-f", choices=("safetensors", "onnx", "torchscript"), default="safetensors",
+                   help="safetensors (default): weights + metadata for inpaintgan; onnx: the inference graph for "
+                   "onnxruntime (dynamic batch, height, width); torchscript: the same graph for torch.jit.load")
     p.add_argument("--half", action="store_true", help="store weights in float16")
+    p.add_argument("--int8", action="store_true", help="with --format onnx: static int8 quantisation (faster on CPUs with "
+                   "VNNI; accuracy cost in docs/benchmarks.md)")
     p.add_argument("--working-size", type=int_at_least(0), default=0, metavar="PX",
                    help="the scale the model fills at (fully convolutional methods; default: the training crop size)")
     p.set_defaults(func=cmd_export)
