@@ -18,11 +18,20 @@ class NonFiniteInputError(ValueError):
     """An input image holds NaN or infinite values."""
 
 
+#: buffers where +inf is a documented "not set yet" value, by their last name component (never NaN):
+#: semantic's ``d_real_median`` is +inf until calibrated (its sampler then refuses to run, naming it)
+INF_SENTINELS = frozenset({"d_real_median"})
+
+
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> tuple[str, int] | None:
-    """(name, count of NaN/Inf values) of the first floating-point tensor that is not all finite."""
+    """(name, count of NaN/Inf values) of the first floating-point tensor that is not all finite
+    (+inf in an :data:`INF_SENTINELS` buffer is allowed)."""
     for name, t in named:
         if isinstance(t, torch.Tensor) and t.is_floating_point():
-            bad = int((~torch.isfinite(t)).sum())
+            if name.rsplit(".", 1)[-1] in INF_SENTINELS:
+                bad = int((torch.isnan(t) | torch.isneginf(t)).sum())
+            else:
+                bad = int((~torch.isfinite(t)).sum())
             if bad:
                 return name, bad
     return None
