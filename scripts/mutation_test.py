@@ -144,13 +144,17 @@ def apply(tree: ast.AST, idx: int, kind: tuple) -> ast.AST:
 
 
 def shadow_tree(dest: Path) -> None:
-    """dest/src: directories recreated, files symlinked to the checkout's (the target is replaced)."""
+    """dest/src: a snapshot of the checkout's src/ (Python files copied, so edits to the checkout during a
+    run do not leak in; other files symlinked); the target is then replaced."""
     for dirpath, dirnames, filenames in os.walk(ROOT / "src"):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         rel = Path(dirpath).relative_to(ROOT)
         (dest / rel).mkdir(parents=True, exist_ok=True)
         for f in filenames:
-            os.symlink(Path(dirpath) / f, dest / rel / f)
+            if f.endswith(".py"):
+                shutil.copy2(Path(dirpath) / f, dest / rel / f)
+            else:
+                os.symlink(Path(dirpath) / f, dest / rel / f)
 
 
 def run_tests(srcdir: Path, pytest_args: list[str], timeout: float, log: Path) -> str:
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
     try:
         shadow_tree(tmp)
         dest = tmp / rel
-        os.unlink(dest)
+        dest.unlink()
         baseline = ast.unparse(tree)
         dest.write_text(baseline)
         # the unmutated (unparsed) file must pass, and must be what the child imports
