@@ -3,7 +3,7 @@ given tests against it; a mutant is *killed* when the tests fail (or time out), 
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/mutation_test.py src/inpaintgan/losses.py \
         --tests tests/test_losses.py [--functions d_loss,g_loss] [--only 3,17] [--timeout 120] \
-        [--max-minutes 20] [--report mut_losses.json] [-- extra pytest args]
+        [--max-minutes 20] [--report mut_losses.json] [--pytest-args "-k 'not slow'"]
 
 Mutations (each applied alone, found with ``ast``): arithmetic operators (+ <-> -, * <-> /, ** -> *,
 // -> /), dropping one operand of + - * / (a loss term or a weight removed), comparisons (< <-> <=,
@@ -24,6 +24,7 @@ import ast
 import copy
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=30.0, help="stop starting mutants after this")
     ap.add_argument("--report", default="", help="write the results as JSON here")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
-    ap.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments (e.g. -k 'not slow')")
+    ap.add_argument("--pytest-args", default="", help="extra pytest arguments, one string (e.g. \"-k 'not slow'\")")
     args = ap.parse_args(argv)
 
     target = (ROOT / args.target).resolve()
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
             print(f"{i:4d}  {rel}:{line}  {desc}")
         return 0
     only = {int(x) for x in args.only.split(",") if x}
-    pytest_args = ["-x", "-q", "-p", "no:cacheprovider", *args.tests, *args.pytest_args]
+    pytest_args = ["-x", "-q", "-p", "no:cacheprovider", *args.tests, *shlex.split(args.pytest_args)]
 
     import numpy  # noqa: F401  the heavy imports, once, before forking
     import torch
