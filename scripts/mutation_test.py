@@ -223,6 +223,7 @@ def main(argv=None) -> int:
         pass
 
     tmp = Path(tempfile.mkdtemp(prefix="mutants_"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # kill PID: the temporary copy is still removed
     results = []
     t_start = time.time()
     try:
