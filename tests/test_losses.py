@@ -107,3 +107,13 @@ def test_spatial_discount_is_gamma_to_the_distance_to_the_known_region():
     assert w[3, 3] == pytest.approx(0.125) and w[1, 3] == pytest.approx(0.5)
     assert spatial_discount(torch.ones(1, 1, 3, 3), 0.5).eq(1).all()
     assert spatial_discount(torch.zeros(1, 1, 3, 3), 0.5).eq(0).all()
+
+
+def test_spatial_discount_defaults_to_the_papers_gamma_and_checks_the_mask_shape():
+    mask = torch.zeros(1, 1, 5, 5)
+    mask[0, 0, 1:4, 1:4] = 1  # centre pixel: distance 2 to the known ring
+    assert spatial_discount(mask)[0, 0, 2, 2].item() == pytest.approx(0.99**2)
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        spatial_discount(mask[:, 0])
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        spatial_discount(mask.expand(1, 2, 5, 5))
