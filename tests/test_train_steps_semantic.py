@@ -107,6 +107,10 @@ def test_median_calibration_every_k_steps_and_at_the_phase_end(step, calibrates)
 @pytest.mark.parametrize("masked", [True, False])
 def test_shaping_step_trains_d_on_refined_composites(masked):
     m = tiny(refine_steps=1, refine_step_size=0.5, stop_rule="none", refine_masked=masked, refine_layer=1)
+    with torch.no_grad():  # DCGAN's N(0, 0.02) init gives refinement gradients of ~1e-7: make them count
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
     m.train()
     image, mask = batch()
     real = image * 2 - 1
@@ -119,9 +123,11 @@ def test_shaping_step_trains_d_on_refined_composites(masked):
         x = blk(x)
     view = torch.where(mask > 0.5, x, real) if masked else x
     (grad,) = torch.autograd.grad(F.softplus(-d0(view)).sum(), h)
+    x0 = x.detach()
     x = (h - 0.5 * grad).detach()
     for blk in g0.blocks[1:]:
         x = blk(x)
+    assert (x - x0).abs().mean() > 0.02  # the step moves the image: a wrong sign or view would show
     fake = torch.where(mask > 0.5, x, real).detach()
     d0.train()
     want = F.softplus(-d0(real)).mean() + F.softplus(d0(fake)).mean()
