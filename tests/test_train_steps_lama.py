@@ -345,3 +345,17 @@ def test_patch_discriminator_at_lamas_width():
     for stride in (2, 2, 1, 1):
         size = math.floor((size + 4 - 4) / stride) + 1
     assert logits.shape[-1] == size and len(feats) == 3
+
+
+def test_no_r1_at_gamma_zero_and_half_valued_mask_pixels_are_known():
+    """r1_gamma 0 switches the penalty off (not computed, not logged); a mask value of exactly 0.5 is a
+    known pixel for the composite (``mask > 0.5``), so it does not make its patch fake either."""
+    m = tiny(r1_gamma=0.0, r1_every=1)
+    image, mask = batch()
+    assert "r1" not in m.train_step({"image": image, "mask": mask}, None, 0, RecordingCtx(m))
+    from inpaintgan.methods.lama import fake_patch_labels
+
+    half = torch.zeros(1, 1, 8, 8)
+    half[0, 0, 1, 1] = 0.5
+    half[0, 0, 6, 6] = 1.0
+    assert fake_patch_labels(half, (2, 2))[0, 0].tolist() == [[0.0, 0.0], [0.0, 1.0]]
