@@ -82,21 +82,22 @@ def test_gradient_penalty_of_a_linear_critic_with_and_without_the_hole_mask():
     assert gradient_penalty(critic, real, fake, mask, g).item() == pytest.approx((math.sqrt(20) - 1) ** 2, rel=1e-5)
 
 
-def test_gradient_penalty_is_taken_between_real_and_fake():
-    # D(x) = sum(x^2) / 2 has gradient x: at x_hat = a*real + (1-a)*fake with real = 0 and fake = c,
-    # |grad| = (1-a)|c| in [0, |c|]; so the penalty lies between (0 - 1)^2 and (|c| - 1)^2 for |c| > 2
+def test_gradient_penalty_is_taken_at_the_interpolates_of_real_and_fake():
+    # D(x) = sum(x^2) / 2 has gradient x, so |grad| at x_hat = a*real + (1-a)*fake is |x_hat|; the
+    # interpolation weights a ~ U(0, 1) are the generator's first draw, one per sample
     critic = lambda x: (x**2).flatten(1).sum(1) / 2  # noqa: E731
-    real = torch.zeros(64, 1, 1, 1)
-    fake = torch.full((64, 1, 1, 1), 3.0)
-    g = torch.Generator().manual_seed(1)
-    gp = gradient_penalty(critic, real, fake, generator=g).item()
-    # alpha ~ U(0, 1): E[(3(1-a) - 1)^2] = 9/3 - 3 + 1 = 1, not the endpoints' 1 or 4 only
-    assert 0.5 < gp < 1.6
+    real = torch.full((5, 1, 1, 1), 1.0)
+    fake = torch.full((5, 1, 1, 1), 4.0)
+    a = torch.rand((5, 1, 1, 1), generator=torch.Generator().manual_seed(1))
+    x_hat = a * 1.0 + (1 - a) * 4.0
+    want = ((x_hat.abs().flatten() - 1) ** 2).mean()
+    gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(1))
+    assert gp.item() == pytest.approx(float(want), rel=1e-5)
     # and the penalty is differentiable with respect to the critic (create_graph)
     scale = torch.tensor(1.0, requires_grad=True)
     gp2 = gradient_penalty(lambda x: scale * (x**2).flatten(1).sum(1) / 2, real, fake, generator=torch.Generator().manual_seed(1))
     (d,) = torch.autograd.grad(gp2, scale)
-    assert d.item() != 0
+    assert d.item() == pytest.approx(float((2 * (x_hat.abs().flatten() - 1) * x_hat.abs().flatten()).mean()), rel=1e-5)
 
 
 def test_spatial_discount_is_gamma_to_the_distance_to_the_known_region():
