@@ -20,10 +20,10 @@ FAKE = torch.tensor([[-0.3], [2.0]])
 
 
 def test_masked_reconstruction_losses_average_over_hole_pixels_and_channels():
-    pred = torch.zeros(1, 2, 2, 2)
-    target = torch.zeros(1, 2, 2, 2)
-    target[0, 0, 0, 0] = 2.0  # hole pixel, channel 0
-    target[0, 1, 0, 0] = -1.0  # hole pixel, channel 1
+    pred = torch.full((1, 2, 2, 2), 0.5)
+    target = torch.full((1, 2, 2, 2), 0.5)
+    target[0, 0, 0, 0] = 2.5  # hole pixel, channel 0: error -2
+    target[0, 1, 0, 0] = -0.5  # hole pixel, channel 1: error 1
     target[0, :, 1, 1] = 5.0  # known pixel: ignored
     mask = torch.zeros(1, 1, 2, 2)
     mask[0, 0, 0, :] = 1  # two hole pixels x two channels = 4 elements
@@ -32,6 +32,7 @@ def test_masked_reconstruction_losses_average_over_hole_pixels_and_channels():
     # weighted masks: a 0.5 weight counts half in both the numerator and the denominator
     soft = mask * 0.5
     assert masked_l1(pred, target, soft).item() == pytest.approx((2 + 1) * 0.5 / 2)
+    assert masked_mse(pred, target, soft).item() == pytest.approx((4 + 1) * 0.5 / 2)
     assert masked_mse(pred, target, torch.zeros_like(mask)).item() == 0.0
 
 
