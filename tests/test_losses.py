@@ -87,10 +87,10 @@ def test_gradient_penalty_is_taken_at_the_interpolates_of_real_and_fake():
     # D(x) = sum(x^2) / 2 has gradient x, so |grad| at x_hat = a*real + (1-a)*fake is |x_hat|; the
     # interpolation weights a ~ U(0, 1) are the generator's first draw, one per sample
     critic = lambda x: (x**2).flatten(1).sum(1) / 2  # noqa: E731
-    real = torch.full((5, 1, 1, 1), 1.0)
-    fake = torch.full((5, 1, 1, 1), 4.0)
+    real = torch.full((5, 1, 1, 1), 2.0)
+    fake = torch.full((5, 1, 1, 1), 5.0)
     a = torch.rand((5, 1, 1, 1), generator=torch.Generator().manual_seed(1))
-    x_hat = a * 1.0 + (1 - a) * 4.0
+    x_hat = a * 2.0 + (1 - a) * 5.0
     want = ((x_hat.abs().flatten() - 1) ** 2).mean()
     gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(1))
     assert gp.item() == pytest.approx(float(want), rel=1e-5)
