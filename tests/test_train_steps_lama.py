@@ -275,6 +275,7 @@ def test_config_defaults_are_lamas_weights():
     assert c.r1_gamma == 0.001 and c.mask_aware_d is True and c.global_ratio == 0.75
     assert c.ema_decay == 0.999 and c.downsamples == 3 and c.d_width == 64 and c.d_layers == 3
     assert set(c.augment) == {"color", "translation"}
+    assert c.ffc is True and c.r1_every == 4 and c.residual is False and c.prefill == "none"  # Fourier blocks; lazy R1
 
 
 def test_generator_at_lamas_width_layer_by_layer():
