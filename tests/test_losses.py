@@ -8,7 +8,15 @@ import math
 import pytest
 import torch
 
-from inpaintgan.losses import ADV_LOSSES, d_loss, g_loss, gradient_penalty, masked_l1, masked_mse, spatial_discount
+from inpaintgan.losses import (
+    ADV_LOSSES,
+    d_loss,
+    g_loss,
+    gradient_penalty,
+    masked_l1,
+    masked_mse,
+    spatial_discount,
+)
 
 
 def _sig(x: float) -> float:

@@ -78,7 +78,7 @@ def bce_fake(logit):  # -log (1 - sigmoid(x))
 def context_logits(d, images):
     """The context discriminator by hand: global branch on the image, local branch on the 8x8 crop at
     CORNERS, concatenated, one linear layer."""
-    crops = torch.stack([img[:, t : t + 8, l : l + 8] for img, (t, l) in zip(images, CORNERS)])
+    crops = torch.stack([img[:, t : t + 8, c : c + 8] for img, (t, c) in zip(images, CORNERS)])
     feats = torch.cat([d.global_d(images), d.local_d(crops)], 1)
     return feats @ d.fuse.weight.t() + d.fuse.bias
 
