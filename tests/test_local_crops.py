@@ -25,9 +25,11 @@ def test_crop_centre_uses_the_end_exclusive_box_and_floor_division():
 
 def test_non_square_images_and_crops_as_large_as_a_side():
     assert local_crop_boxes(torch.zeros(1, 1, 8, 16), 8).tolist() == [[0, 4]]  # empty: the centre
+    assert local_crop_boxes(torch.zeros(1, 1, 16, 8), 8).tolist() == [[4, 0]]
     for shape in ((1, 1, 8, 16), (1, 1, 16, 8)):
         with pytest.raises(ValueError, match="larger than the image"):
             local_crop_boxes(torch.zeros(shape), 9)
     m = torch.zeros(1, 1, 8, 16)
     m[0, 0, 2:4, 13:15] = 1  # centre (3, 14) -> left clamped to 16 - 8
     assert local_crop_boxes(m, 8).tolist() == [[0, 8]]
+    assert hole_bbox(m[0]) == (2, 13, 4, 15)  # a (1, H, W) tensor of a non-square image
