@@ -297,6 +297,10 @@ def test_generator_at_lamas_width_layer_by_layer():
             assert (st.reduce[0].in_channels, st.reduce[0].out_channels, st.reduce[0].kernel_size) == (384, 192, (1, 1))
             assert (st.fu.conv.in_channels, st.fu.conv.out_channels, st.fu.conv.kernel_size) == (384, 384, (1, 1))
             assert (st.out.in_channels, st.out.out_channels, st.out.kernel_size) == (192, 384, (1, 1))
+            assert isinstance(st.reduce[1], torch.nn.LeakyReLU) and st.reduce[1].negative_slope == 0.2
+            # LaMa's cross-branch and spectral 1x1 convs have no bias (its BatchNorm follows them)
+            assert ffc.g2l.bias is None and ffc.l2g.bias is None and st.reduce[0].bias is None and st.out.bias is None
+            assert ffc.l2l.bias is not None and ffc.l2l.padding_mode == "reflect"
     dec = list(g.decoder)
     assert [type(mod).__name__ for mod in dec] == ["Upsample", "Conv2d", "LeakyReLU"] * 3
     assert all(mod.mode == "nearest" and mod.scale_factor == 2 for mod in dec[::3])
