@@ -197,6 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=30.0, help="stop starting mutants after this")
     ap.add_argument("--report", default="", help="write the results as JSON here")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--show", type=int, default=None, help="print mutant N as a diff and exit")
     ap.add_argument("--pytest-args", default="", help="extra pytest arguments, one string (e.g. \"-k 'not slow'\")")
     args = ap.parse_args(argv)
 
@@ -209,6 +210,14 @@ def main(argv=None) -> int:
     if args.list:
         for i, (_, _, desc, line) in enumerate(sites):
             print(f"{i:4d}  {rel}:{line}  {desc}")
+        return 0
+    if args.show is not None:
+        import difflib
+
+        idx, kind, desc, line = sites[args.show]
+        base, mut = ast.unparse(tree).splitlines(), ast.unparse(apply(tree, idx, kind)).splitlines()
+        print(f"#{args.show} {rel}:{line} {desc}")
+        print("\n".join(difflib.unified_diff(base, mut, "original", "mutant", lineterm="", n=1)))
         return 0
     only = {int(x) for x in args.only.split(",") if x}
     pytest_args = ["-x", "-q", "-p", "no:cacheprovider", *args.tests, *shlex.split(args.pytest_args)]
