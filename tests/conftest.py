@@ -89,3 +89,38 @@ class FakeTrainContext:
     @staticmethod
     def unfreeze(m):
         m.requires_grad_(True)
+
+
+class RecordingCtx(FakeTrainContext):
+    """FakeTrainContext that also records, per backward step, which network stepped and the gradient
+    each of its parameters received (the training-step tests compare them with hand-computed ones)."""
+
+    def __init__(self, method):
+        super().__init__(method, 1e-3)
+        self.method = method
+        self.calls: list[str] = []
+        self.grads: dict[str, list[torch.Tensor]] = {}
+
+    def backward_step(self, loss, name):
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        net = getattr(self.method, name)
+        self.grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in net.parameters()]
+        self.calls.append(name)
+        opt.step()
+
+
+def grads_of(loss, module):
+    """d loss / d each parameter of ``module`` (zeros where unused); the graph is kept."""
+    params = list(module.parameters())
+    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+
+
+def assert_grads_close(got, want, what):
+    """Each gradient in ``got`` equals ``want`` (relative 1e-3, absolute 1e-5 of the largest)."""
+    scale = max(float(w.abs().max()) for w in want)
+    assert scale > 0, f"{what}: the expected gradient is zero"
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"

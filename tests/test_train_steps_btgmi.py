@@ -11,26 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FakeTrainContext
+from conftest import RecordingCtx, assert_grads_close, grads_of
 from inpaintgan.methods.btgmi import BTGMI, BTGMIConfig, ResBlock
-
-
-class RecordingCtx(FakeTrainContext):
-    def __init__(self, method):
-        super().__init__(method, 1e-3)
-        self.method = method
-        self.calls: list[str] = []
-        self.grads: dict[str, list[torch.Tensor]] = {}
-
-    def backward_step(self, loss, name):
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        net = getattr(self.method, name)
-        self.grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in net.parameters()]
-        self.calls.append(name)
-        opt.step()
-
 
 HEAD, BLOCK, FADE = 2, 4, 3
 A0, A1 = 0.5, 0.1
@@ -108,19 +90,6 @@ def forward_by_hand(g, x, active, alpha):
     for i in range(active):
         h = h + (alpha if i == active - 1 else 1.0) * g.refine[i].body(h)
     return torch.tanh(g.out(g.back(h)))
-
-
-def grads_of(loss, module):
-    params = list(module.parameters())
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def assert_grads_close(got, want, what):
-    scale = max(float(w.abs().max()) for w in want)
-    assert scale > 0, f"{what}: the expected gradient is zero"
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
 
 
 # ------------------------------------------------------------------------------------- the step

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from conftest import FakeTrainContext
+from conftest import FakeTrainContext, assert_grads_close, grads_of
 from inpaintgan.methods.deepfill import DeepFill, DeepFillConfig, GenConv, GenDeconv
 
 
@@ -94,19 +94,6 @@ def hole_gp(critic, real, fake, mask, alpha):
     (grad,) = torch.autograd.grad(critic(xh).sum(), xh, create_graph=True)
     norm = (grad * mask).flatten(1).pow(2).sum(1).sqrt()
     return ((norm - 1) ** 2).mean()
-
-
-def grads_of(loss, module):
-    params = list(module.parameters())
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def assert_grads_close(got, want, what):
-    scale = max(float(w.abs().max()) for w in want)
-    assert scale > 0, f"{what}: the expected gradient is zero"
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
 
 
 def phase(m, name):

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import FakeTrainContext
+from conftest import FakeTrainContext, assert_grads_close, grads_of
 from inpaintgan.methods.glcic import GLCIC, GLCICConfig
 from inpaintgan.nn.blocks import ConvBNAct
 
@@ -81,19 +81,6 @@ def context_logits(d, images):
     crops = torch.stack([img[:, t : t + 8, c : c + 8] for img, (t, c) in zip(images, CORNERS)])
     feats = torch.cat([d.global_d(images), d.local_d(crops)], 1)
     return feats @ d.fuse.weight.t() + d.fuse.bias
-
-
-def grads_of(loss, module):
-    params = list(module.parameters())
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def assert_grads_close(got, want, what):
-    scale = max(float(w.abs().max()) for w in want)
-    assert scale > 0, f"{what}: the expected gradient is zero"
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
 
 
 # ------------------------------------------------------------------------------------- the step

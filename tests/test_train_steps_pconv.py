@@ -15,26 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FakeTrainContext
+from conftest import RecordingCtx, assert_grads_close, grads_of
 from inpaintgan.methods.pconv import PConvConfig, PConvGAN
 from inpaintgan.nn import PartialConv2d
-
-
-class RecordingCtx(FakeTrainContext):
-    def __init__(self, method):
-        super().__init__(method, 1e-3)
-        self.method = method
-        self.calls: list[str] = []
-        self.grads: dict[str, list[torch.Tensor]] = {}
-
-    def backward_step(self, loss, name):
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        net = getattr(self.method, name)
-        self.grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in net.parameters()]
-        self.calls.append(name)
-        opt.step()
 
 
 def tiny(**kw) -> PConvGAN:
@@ -69,19 +52,6 @@ def d_by_hand(d, x):
     """Global + left third (10 of 32 columns) + right two thirds, one fully connected unit."""
     feats = torch.cat([d.global_d(x), d.left_d(x[..., :10]), d.right_d(x[..., 10:])], 1)
     return feats @ d.fuse.weight.t() + d.fuse.bias
-
-
-def grads_of(loss, module):
-    params = list(module.parameters())
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def assert_grads_close(got, want, what):
-    scale = max(float(w.abs().max()) for w in want)
-    assert scale > 0, f"{what}: the expected gradient is zero"
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
 
 
 # ------------------------------------------------------------------------------------- the step

@@ -11,27 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FakeTrainContext
+from conftest import RecordingCtx, assert_grads_close, grads_of
 from inpaintgan.methods.semantic import SemanticConfig, SemanticInpainting
 
 S = 16
-
-
-class RecordingCtx(FakeTrainContext):
-    def __init__(self, method):
-        super().__init__(method, 1e-3)
-        self.method = method
-        self.calls: list[str] = []
-        self.grads: dict[str, list[torch.Tensor]] = {}
-
-    def backward_step(self, loss, name):
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        net = getattr(self.method, name)
-        self.grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in net.parameters()]
-        self.calls.append(name)
-        opt.step()
 
 
 def tiny(**kw) -> SemanticInpainting:
@@ -47,19 +30,6 @@ def batch():
     mask = torch.zeros(4, 1, S, S)
     mask[:, :, 4:11, 5:12] = 1
     return image, mask
-
-
-def grads_of(loss, module):
-    params = list(module.parameters())
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def assert_grads_close(got, want, what):
-    scale = max(float(w.abs().max()) for w in want)
-    assert scale > 0, f"{what}: the expected gradient is zero"
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
 
 
 def median_logit(d, real):
