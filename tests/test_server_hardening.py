@@ -121,11 +121,12 @@ def test_slow_uploads_cannot_hold_the_admission_places():
         assert answers and all(a.startswith("HTTP/1.1 408") and "application/json" in a for a in answers), answers[:3]
 
 
-def test_a_body_that_stops_arriving_gets_408_json():
+@pytest.mark.parametrize("route", ["inpaint", "segment"])
+def test_a_body_that_stops_arriving_gets_408_json(route):
     limits = ServerLimits(read_timeout_s=0.3, min_body_rate=0)
     with live_server(create_app(tiny(), zoo=False, limits=limits)) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall((f"POST {API}/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            s.sendall((f"POST {API}/{route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                        "Content-Length: 50\r\n\r\n{\"ima").encode())
             t0 = time.monotonic()
             data = b""

@@ -401,28 +401,36 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} bytes"
 
 
+async def read_multipart(req: Request, file_keys: tuple[str, ...], n_fields: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """(file parts by name, text fields) of a multipart body: only ``file_keys`` may be files, each
+    at most once; at most ``n_fields`` text fields; anything else is a one-line 400."""
+    form = await req.form(max_files=len(file_keys), max_fields=n_fields + len(file_keys), max_part_size=64 * 1024)
+    files: dict[str, bytes] = {}
+    fields: dict[str, Any] = {}
+    try:
+        for key, value in form.multi_items():
+            if key in file_keys:
+                if isinstance(value, str):
+                    raise ApiError(400, "bad_request", f"'{key}' must be a file part (curl: -F {key}=@file.png)")
+                if key in files:
+                    raise ApiError(400, "bad_request", f"'{key}' given twice")
+                files[key] = await value.read()
+            elif isinstance(value, str):
+                fields[key] = value
+            else:
+                names = ", ".join(repr(k) for k in file_keys)
+                raise ApiError(400, "bad_request", f"unexpected file part {key!r}; the files are {names}")
+    finally:
+        await form.close()
+    return files, fields
+
+
 async def read_inpaint_request(request: Request, limits: ServerLimits) -> tuple[bytes, bytes, dict[str, Any]]:
     """(image bytes, mask bytes, option fields) from a multipart or JSON request, body capped."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     req = Request(request.scope, body_receive(request, limits))
     if ctype == "multipart/form-data":
-        form = await req.form(max_files=2, max_fields=len(OPTION_FIELDS) + 2, max_part_size=64 * 1024)
-        fields: dict[str, Any] = {}
-        files: dict[str, bytes] = {}
-        try:
-            for key, value in form.multi_items():
-                if key in ("image", "mask"):
-                    if isinstance(value, str):
-                        raise ApiError(400, "bad_request", f"'{key}' must be a file part (curl: -F {key}=@file.png)")
-                    if key in files:
-                        raise ApiError(400, "bad_request", f"'{key}' given twice")
-                    files[key] = await value.read()
-                elif isinstance(value, str):
-                    fields[key] = value
-                else:
-                    raise ApiError(400, "bad_request", f"unexpected file part {key!r}; the files are 'image' and 'mask'")
-        finally:
-            await form.close()
+        files, fields = await read_multipart(req, ("image", "mask"), len(OPTION_FIELDS))
         for key in ("image", "mask"):
             if key not in files:
                 raise ApiError(400, "missing_field", f"missing file part '{key}' (multipart: -F image=@photo.jpg -F mask=@mask.png)")

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image, ImageOps
 from starlette.concurrency import run_in_threadpool
 
-from inpaintgan.server.app import API, ApiError, ServerLimits, _capped_receive, decode_image
+from inpaintgan.server.app import API, ApiError, ServerLimits, body_receive, decode_image
 
 THUMB = 160
 
@@ -162,7 +162,7 @@ def add_folder_routes(app: FastAPI, folder: Folder | None, limits: ServerLimits)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "multipart/form-data":
             raise ApiError(415, "unsupported_media_type", "send multipart/form-data with the result as 'image'")
-        req = Request(request.scope, _capped_receive(request.receive, limits.max_upload_bytes))
+        req = Request(request.scope, body_receive(request, limits))  # size and time limits, as /api/v1/inpaint
         form = await req.form(max_files=1, max_fields=1)
         try:
             part = form.get("image")

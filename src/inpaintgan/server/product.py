@@ -35,10 +35,11 @@ from inpaintgan.server.app import (
     InferenceQueue,
     ServerLimits,
     _b64,
-    _capped_receive,
     _mb,
+    body_receive,
     decode_image,
     drain_body,
+    read_multipart,
 )
 
 SEGMENT_FIELDS = ("box", "iterations")
@@ -86,26 +87,11 @@ _SEGMENT_OPENAPI = {
 async def read_segment_request(request: Request, limits: ServerLimits) -> tuple[dict[str, bytes], dict[str, Any]]:
     """(file parts, fields) of a segment request, body capped."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    req = Request(request.scope, _capped_receive(request.receive, limits.max_upload_bytes))
+    req = Request(request.scope, body_receive(request, limits))  # size and time limits, as /api/v1/inpaint
     files: dict[str, bytes] = {}
     fields: dict[str, Any] = {}
     if ctype == "multipart/form-data":
-        form = await req.form(max_files=len(SEGMENT_FILES), max_fields=len(SEGMENT_FIELDS) + len(SEGMENT_FILES),
-                              max_part_size=64 * 1024)
-        try:
-            for key, value in form.multi_items():
-                if key in SEGMENT_FILES:
-                    if isinstance(value, str):
-                        raise ApiError(400, "bad_request", f"'{key}' must be a file part (curl: -F {key}=@file.png)")
-                    if key in files:
-                        raise ApiError(400, "bad_request", f"'{key}' given twice")
-                    files[key] = await value.read()
-                elif isinstance(value, str):
-                    fields[key] = value
-                else:
-                    raise ApiError(400, "bad_request", f"unexpected file part {key!r}; the files are {', '.join(SEGMENT_FILES)}")
-        finally:
-            await form.close()
+        files, fields = await read_multipart(req, SEGMENT_FILES, len(SEGMENT_FIELDS))
     elif ctype == "application/json" or ctype.endswith("+json"):
         try:
             data = json.loads(await req.body())
