@@ -425,6 +425,40 @@ async def read_multipart(req: Request, file_keys: tuple[str, ...], n_fields: int
     return files, fields
 
 
+async def read_request_body(request: Request, queue: InferenceQueue, limits: ServerLimits, reader: Callable) -> Any:
+    """``reader(request, limits)``'s result, read before the request takes an inference place: the
+    declared length is checked first (413), then a *reading* place is taken (503 when none: the body
+    is read, time-limited, and dropped, so a flood costs no memory). A client that sends slowly holds
+    a reading place only (``max_reading`` of them), and only until the body limits end it with a 408."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise ApiError(400, "bad_request", "invalid Content-Length header") from None
+        if n > limits.max_upload_bytes:
+            raise ApiError(413, "upload_too_large",
+                           f"the request body is {_mb(n)}, over this server's limit of {_mb(limits.max_upload_bytes)}",
+                           headers={"Connection": "close"})  # the body is not read: no keep-alive
+    if not queue.try_read():
+        wait = queue.retry_after()
+        await drain_body(request, limits)
+        raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+    try:
+        return await reader(request, limits)
+    finally:
+        queue.done_reading()
+
+
+def admit_or_503(queue: InferenceQueue) -> None:
+    """Take an inference place (released by the queue when the work ends), or answer 503 busy."""
+    if not queue.try_admit():
+        wait = queue.retry_after()
+        raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+
+
 async def read_inpaint_request(request: Request, limits: ServerLimits) -> tuple[bytes, bytes, dict[str, Any]]:
     """(image bytes, mask bytes, option fields) from a multipart or JSON request, body capped."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -733,34 +767,12 @@ def create_app(
               response_class=Response, tags=["inpaint"],
               responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the filled image"}, **_ERRORS})
     async def inpaint(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                raise ApiError(400, "bad_request", "invalid Content-Length header") from None
-            if n > limits.max_upload_bytes:
-                raise ApiError(413, "upload_too_large",
-                               f"the request body is {_mb(n)}, over this server's limit of {_mb(limits.max_upload_bytes)}",
-                               headers={"Connection": "close"})  # the body is not read: no keep-alive
-        if not queue.try_read():  # a flood costs no memory: the body is read (time-limited) and dropped
-            wait = queue.retry_after()
-            await drain_body(request, limits)
-            raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
-        # The body is read before the request takes an inference place: a client that sends slowly holds a
-        # reading place only (max_reading of them), and only until the body limits end it with a 408.
         try:
-            image_bytes, mask_bytes, fields = await read_inpaint_request(request, limits)
+            image_bytes, mask_bytes, fields = await read_request_body(request, queue, limits, read_inpaint_request)
         except ClientDisconnect:
             return Response(status_code=400)
-        finally:
-            queue.done_reading()
         opts = parse_options(fields, request.headers.get("accept", ""), pool, limits)
-        if not queue.try_admit():
-            wait = queue.retry_after()
-            raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
+        admit_or_503(queue)
         handed_off = False
         try:
             data = [image_bytes, mask_bytes]

@@ -35,11 +35,11 @@ from inpaintgan.server.app import (
     InferenceQueue,
     ServerLimits,
     _b64,
-    _mb,
+    admit_or_503,
     body_receive,
     decode_image,
-    drain_body,
     read_multipart,
+    read_request_body,
 )
 
 SEGMENT_FIELDS = ("box", "iterations")
@@ -175,40 +175,20 @@ def add_product_routes(app: FastAPI, queue: InferenceQueue, limits: ServerLimits
               openapi_extra=_SEGMENT_OPENAPI, response_class=Response, tags=["inpaint"],
               responses={200: {"content": {"image/png": {}}, "description": "the object's mask (255 = object)"}})
     async def segment(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                raise ApiError(400, "bad_request", "invalid Content-Length header") from None
-            if n > limits.max_upload_bytes:
-                raise ApiError(413, "upload_too_large",
-                               f"the request body is {_mb(n)}, over this server's limit of {_mb(limits.max_upload_bytes)}",
-                               headers={"Connection": "close"})
-        if not queue.try_admit():
-            wait = queue.retry_after()
-            await drain_body(request, limits.max_upload_bytes)
-            raise ApiError(503, "busy", f"the server is busy ({queue.admitted} requests ahead); retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
-        handed_off = False
         try:
-            try:
-                files, fields = await read_segment_request(request, limits)
-            except ClientDisconnect:
-                return Response(status_code=400)
-            box = parse_box(fields["box"])
-            iterations = 5
-            if fields.get("iterations") not in (None, ""):
-                from inpaintgan.server.app import _int
+            files, fields = await read_request_body(request, queue, limits, read_segment_request)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        box = parse_box(fields["box"])
+        iterations = 5
+        if fields.get("iterations") not in (None, ""):
+            from inpaintgan.server.app import _int
 
-                iterations = _int(fields["iterations"], "iterations", 1, MAX_ITERATIONS)
-            handed_off = True
-            t = time.perf_counter()
-            body, pixels, used = await queue.run(lambda: segment_work(files, box, iterations, limits))
-            seconds = time.perf_counter() - t
-        finally:
-            if not handed_off:
-                queue.release()
+            iterations = _int(fields["iterations"], "iterations", 1, MAX_ITERATIONS)
+        admit_or_503(queue)  # queue.run releases the place when the work ends
+        t = time.perf_counter()
+        body, pixels, used = await queue.run(lambda: segment_work(files, box, iterations, limits))
+        seconds = time.perf_counter() - t
         return Response(body, media_type="image/png", headers={
             "Cache-Control": "no-store",
             "X-Segment-Pixels": str(pixels),
