@@ -7,6 +7,7 @@ import copy
 import csv
 import gzip
 import json
+import math
 import struct
 
 import numpy as np
@@ -149,6 +150,14 @@ def test_outputs_tables_and_counts(full_run, setup):
     results = json.loads((out / "results.json").read_text())
     if not M.available_metrics()["fid"].available:
         assert f"fid: unavailable ({reason})" in md and results["unavailable"]["fid"] == reason
+    else:  # FID and paired KID per protocol and variant, in the json and on the table's "all" rows
+        assert "fid: unavailable" not in md and "| KID×1000 ↓ |" in md
+        for proto in ("center", "freeform_buckets"):
+            scores = results["realism"][proto]
+            assert set(scores) == set(VARIANTS)
+            assert all(math.isfinite(scores[v]["fid"]) and math.isfinite(scores[v]["kid"]) for v in VARIANTS)
+            # five different fills of the same holes: they cannot all score alike
+            assert len({round(scores[v]["fid"], 6) for v in VARIANTS}) > 1
     # settings without the machine's absolute paths: relative to the working directory (the data folder)
     text = (out / "results.json").read_text()
     assert str(root) not in text

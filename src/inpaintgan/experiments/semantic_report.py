@@ -17,9 +17,10 @@ References run on the same images and holes: ``telea`` (:mod:`inpaintgan.baselin
 ``--model`` (a baseline name, a model file or a zoo name through the :class:`~inpaintgan.Inpainter`,
 which converts the one-channel images to the model's channels and back). Per image: hole L1, hole
 PSNR, hole SSIM (:mod:`inpaintgan.metrics`, hole pixels only, as ``inpaintgan eval``), D's logits on
-the proposal and the refined result and the refinement steps taken (semantic variants). FID is
-computed only where :func:`inpaintgan.metrics.available_metrics` says it can run; otherwise it is
-recorded as unavailable with the reason, as ``inpaintgan eval`` does. Wall-clock seconds per image are
+the proposal and the refined result and the refinement steps taken (semantic variants). Per variant
+and protocol, FID and paired KID of the outputs against the real images (:mod:`inpaintgan.eval.realism`,
+as ``inpaintgan eval``) where the FID Inception network loads; otherwise they are recorded as
+unavailable with the reason, as ``inpaintgan eval`` does. Wall-clock seconds per image are
 measured for the search, each refinement and each reference.
 
 Run ``python -m inpaintgan.experiments.semantic_report --help`` for the options and outputs.
@@ -88,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
             "                bit for bit)\n"
             "References on the same images and holes: telea (OpenCV) and every --model.\n\n"
             "Metrics per image: hole L1, hole PSNR, hole SSIM (hole pixels only, as 'inpaintgan eval'),\n"
-            "D's logit on the proposal and on the refined result, refinement steps; FID only where\n"
-            "inpaintgan.metrics can compute it (else recorded as unavailable with the reason). Seconds per\n"
+            "D's logit on the proposal and on the refined result, refinement steps. Per variant: FID and\n"
+            "paired KID against the real images where the FID Inception network loads (the [metrics]\n"
+            "extra; else recorded as unavailable with the reason). Seconds per\n"
             "image of the search, each refinement and each reference.\n\n"
             "Outputs in --out (each written to a temporary file, then renamed):\n"
             "  per_image.csv          protocol, index, hole ratio, bucket, variant, metrics\n"
@@ -360,21 +362,28 @@ def machine() -> dict:
         }
 
 
-def fid_extractor() -> tuple[Callable[[Tensor], Tensor] | None, str]:
-    """(feature function, "") where :mod:`inpaintgan.metrics` can compute FID here, else (None, why):
-    the rule of ``inpaintgan eval``, which reports FID through ``available_metrics()``."""
-    from inpaintgan import metrics as M
+def fid_extractor() -> tuple[Callable[[Tensor], np.ndarray] | None, str]:
+    """(feature function, "") where the FID Inception network loads here (the ``[metrics]`` extra or
+    $INPAINTGAN_FID_INCEPTION: :mod:`inpaintgan.eval.realism`), else (None, why), the rule of
+    ``inpaintgan eval``. The function maps images (N, 1|3, H, W) in [0, 1] to (N, 2048) pool features."""
+    from inpaintgan.eval.realism import InceptionFeatures, RealismUnavailable, availability
 
-    status = M.available_metrics().get("fid")
-    if status is None or not status.available:
-        return None, status.reason if status is not None else "inpaintgan.metrics knows no FID status"
-    loader = getattr(M, "load_inception", None)
-    if not callable(loader):
-        return (
-            None,
-            "inpaintgan.metrics reports FID available but offers no Inception loader (load_inception)",
-        )
-    return loader(), ""
+    ok, reason = availability()
+    if not ok:
+        return None, reason
+    try:
+        return InceptionFeatures(None, "cpu", batch_size=32), ""
+    except RealismUnavailable as e:
+        return None, str(e)
+
+
+def realism_scores(features: Callable[[Tensor], np.ndarray], images: Tensor, outputs: dict[str, Tensor]) -> dict[str, dict[str, float]]:
+    """{variant: {"fid", "kid", "kid_std"}} of each variant's outputs against the real images they
+    were made from (paired KID, as ``inpaintgan eval``: row i of both sets is image i)."""
+    from inpaintgan.eval.realism import set_scores
+
+    real = features(images)
+    return {v: set_scores(real, features(y), paired=True) for v, y in outputs.items()}
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -612,12 +621,13 @@ MD_COLUMNS = [
 
 
 def format_markdown(table: list[dict], header: str, fid: dict | None, fid_reason: str) -> str:
-    """One table per protocol (variant x bucket), the best value of each group bold per column."""
+    """One table per protocol (variant x bucket), the best value of each group bold per column; FID and
+    KID (``fid``: protocol -> variant -> scores) on the "all" rows."""
     cols = list(MD_COLUMNS)
     lines = [header, ""]
     for proto in dict.fromkeys(e["protocol"] for e in table):
         lines += [f"## {proto}", ""]
-        heads = ["variant", "bucket", "n", "hole %", *(c[1] for c in cols)] + (["FID ↓"] if fid else [])
+        heads = ["variant", "bucket", "n", "hole %", *(c[1] for c in cols)] + (["FID ↓", "KID×1000 ↓"] if fid else [])
         lines += [
             "| " + " | ".join(heads) + " |",
             "|" + "|".join(["---"] * 2 + ["---:"] * (len(heads) - 2)) + "|",
@@ -635,9 +645,12 @@ def format_markdown(table: list[dict], header: str, fid: dict | None, fid_reason
                 for key, _, fmt, _ in cols:
                     s = "–" if math.isnan(e[key]) else fmt.format(e[key])
                     cells.append(f"**{s}**" if best.get(key) == s else s)
-                if fid:
+                if fid:  # set-level realism over all images of the protocol (paired KID: mean ± std over subsets)
                     v = fid.get(proto, {}).get(e["variant"]) if bucket == ALL else None
-                    cells.append("–" if v is None else f"{v:.2f}")
+                    if v is None:
+                        cells += ["–", "–"]
+                    else:
+                        cells += [f"{v['fid']:.1f}", f"{1000 * v['kid']:.2f} ± {1000 * v['kid_std']:.2f}"]
                 lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if fid_reason:
@@ -872,15 +885,10 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
     orders = {p: [bucket_label(b) for b in proto.buckets] for p, proto in protocols.items()}
     table = summarize(rows, orders, variants, timing)
     rep.table = table
-    fid: dict[str, dict[str, float]] = {}
+    fid: dict[str, dict[str, dict[str, float]]] = {}
     if fid_fn is not None:
         for pname in protocols:
-            fid[pname] = {}
-            for v in variants:
-                f = M.FID(fid_fn)
-                f.update(rep.images[pname], real=True)
-                f.update(rep.outputs[pname][v], real=False)
-                fid[pname][v] = f.compute()
+            fid[pname] = realism_scores(fid_fn, rep.images[pname], rep.outputs[pname])
 
     # ---- files
     per_cols = ["protocol", "index", "variant", "hole_ratio", "bucket", *METRICS, *EXTRAS]
@@ -940,7 +948,7 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
         "machine": info,
         "timing": {"note": timing_note, "wall_seconds": wall, **timing_out},
         "unavailable": {"fid": fid_reason} if fid_reason else {},
-        "fid": fid or None,
+        "realism": fid or None,  # protocol -> variant -> {fid, kid, kid_std} (whole images, paired KID)
         "results": [{k: _json_num(v) for k, v in e.items()} for e in table],
     }
     rep.results = results
