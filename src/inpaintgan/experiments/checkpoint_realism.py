@@ -11,7 +11,9 @@ tables as ``inpaintgan eval``), so ``inpaintgan compare OUT --ref patchmatch --m
 paired bootstrap interval of each checkpoint against PatchMatch.
 
 ``--alpha`` scales the learned correction (``pre + alpha * correction``; 1 = the model as trained,
-0 = the pre-fill alone), to measure what the correction is worth along its own direction.
+0 = the pre-fill alone), to measure what the correction is worth along its own direction;
+``--lowpass F`` keeps only its low frequencies (averaged over FxF cells, bilinearly upsampled): what
+the correction's colour and shading are worth apart from the texture it adds or removes.
 
 Choose with a *development* set, not the validation photos that the results report uses (e.g. a few
 hundred training photos: the model saw them only as random crops under random masks)::
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 class PrefillCache:
@@ -67,7 +70,11 @@ class PrefillCache:
         if self.dirty:
             from inpaintgan.checkpoints import atomic_write
 
-            atomic_write(self.path, lambda f: np.savez(f, **self.store))
+            def write(tmp) -> None:
+                with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temp name
+                    np.savez(f, **self.store)
+
+            atomic_write(self.path, write)
             self.dirty = False
 
 
@@ -75,10 +82,10 @@ class CachedPrefillModel:
     """``(images, masks) -> composite`` of a pre-filling method, the pre-fill taken from the cache and
     the correction scaled by ``alpha``."""
 
-    def __init__(self, method, cache: PrefillCache, alpha: float = 1.0):
+    def __init__(self, method, cache: PrefillCache, alpha: float = 1.0, lowpass: int = 1):
         if not getattr(method.cfg, "residual", False):
             raise ValueError("the checkpoint's model does not refine a pre-fill (model.residual is false)")
-        self.method, self.cache, self.alpha = method.eval(), cache, float(alpha)
+        self.method, self.cache, self.alpha, self.lowpass = method.eval(), cache, float(alpha), int(lowpass)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -86,14 +93,18 @@ class CachedPrefillModel:
         pre = self.cache(images, masks)
         _, x = m.network_input(images, masks, pre)
         y = m.generator_ema(x)
+        if self.lowpass > 1:  # keep only the correction's low frequencies (colour / shading), not its texture
+            h, w = y.shape[-2:]
+            y = F.interpolate(F.adaptive_avg_pool2d(y, (max(1, h // self.lowpass), max(1, w // self.lowpass))),
+                              size=(h, w), mode="bilinear", align_corners=False)  # fmt: skip
         pred = m.to_image(pre, self.alpha * y).clamp(0, 1)
         self.cache.save()
         return m.composite(pred, images, masks)
 
 
-def _label(path: Path, alpha: float) -> str:
+def _label(path: Path, alpha: float, lowpass: int = 1) -> str:
     stem = path.stem.replace("step_", "s").lstrip("0")
-    return stem if alpha == 1.0 else f"{stem}_a{alpha:g}"
+    return stem + ("" if alpha == 1.0 else f"_a{alpha:g}") + ("" if lowpass <= 1 else f"_lp{lowpass}")
 
 
 def main(argv=None) -> int:
@@ -110,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("-n", type=int, default=0, help="first n images only (0 = all)")
     p.add_argument("--alpha", type=float, nargs="+", default=[1.0], help="scales of the learned correction")
+    p.add_argument("--lowpass", type=int, nargs="+", default=[1],
+                   help="keep only the correction's low frequencies: average over FxF cells, upsampled (1 = as trained)")
     p.add_argument("--baselines", nargs="*", default=["patchmatch"], help="classical fills scored beside them")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -127,7 +140,9 @@ def main(argv=None) -> int:
         cache = caches.setdefault(kind, PrefillCache(out / f"prefill_{kind}.npz", kind))
         fp = f"{ck.resolve()}:{ck.stat().st_size}:{ck.stat().st_mtime_ns}"
         for alpha in a.alpha:
-            contenders.append(Contender(_label(ck, alpha), model=CachedPrefillModel(method, cache, alpha), fingerprint=f"{fp}:{alpha}"))
+            for lp in a.lowpass:
+                contenders.append(Contender(_label(ck, alpha, lp), model=CachedPrefillModel(method, cache, alpha, lp),
+                                            fingerprint=f"{fp}:{alpha}:{lp}"))  # fmt: skip
     rows = ev.run(contenders)
     labels = [c.label for c in contenders]
     table = summarize(rows, labels, bucket_order(protocol), ev.metric_names, ev.realism_scores(rows, labels))
