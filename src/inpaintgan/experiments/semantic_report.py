@@ -337,21 +337,17 @@ def _json_num(v: Any) -> Any:
 
 
 def machine() -> dict:
-    """CPU model, cores, threads and versions: ``benchmarks/machine.py``'s helper where importable (the
-    repository root is the working directory), else the same facts from :mod:`platform`."""
+    """CPU model, cores, threads and versions (:func:`inpaintgan.machine.machine_info` on the CPU), else,
+    where that cannot run (a library missing), the same facts from :mod:`platform`."""
+    from inpaintgan.machine import cpu_model
+
     try:
-        from benchmarks.machine import machine_info
+        from inpaintgan.machine import machine_info
 
         return machine_info("cpu")
-    except Exception:  # not run from the repository root, or a library missing: platform facts
-        cpu = platform.processor() or platform.machine() or "?"
-        try:
-            m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-            cpu = m.group(1).strip() if m else cpu
-        except OSError:
-            pass
+    except Exception:  # a library missing: platform facts
         return {
-            "cpu": cpu,
+            "cpu": cpu_model(platform.machine() or "?"),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "omp_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
