@@ -31,7 +31,14 @@ class _PatchMatchVariant:
 def main(argv=None) -> int:
     from inpaintgan.eval.protocols import get_protocol
     from inpaintgan.eval.realism import InceptionFeatures
-    from inpaintgan.eval.runner import Contender, EvalImages, Evaluation, bucket_order, format_markdown, summarize
+    from inpaintgan.eval.runner import (
+        Contender,
+        EvalImages,
+        Evaluation,
+        bucket_order,
+        format_markdown,
+        summarize,
+    )
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True)
