@@ -202,3 +202,18 @@ def test_runners_share_through_common_only():
             assert module.split(".")[0] not in ("benchmarks", "scripts", "tests"), (f.name, module)
             if module.startswith("inpaintgan.experiments."):
                 assert not [n for n in names if n.startswith("_")], (f.name, module, names)
+
+
+def test_overall_scores_prints_the_eval_table_and_keeps_the_all_rows(capsys):
+    from types import SimpleNamespace
+
+    from inpaintgan.eval.protocols import get_protocol
+
+    rows = [{"model": m, "bucket": "b", "hole_ratio": 0.25, "psnr_hole": p} for m, p in (("a", 20.0), ("a", 22.0), ("b", 18.0))]
+    ev = SimpleNamespace(protocol=get_protocol("center", 0), metric_names=["psnr_hole"],
+                         realism_scores=lambda rows, labels: None)  # fmt: skip
+    overall = common.overall_scores(ev, rows, ["a", "b"])
+    assert overall == {"a": {"psnr_hole": 21.0}, "b": {"psnr_hole": 18.0}}
+    out = capsys.readouterr().out
+    assert out.startswith("| model | bucket | n | psnr_hole ↑ |") and "| a | all | 2 | 21.00 |" in out
+    assert common.overall_json({"a": {"fid": np.float32(1.5)}}) == '{\n "a": {\n  "fid": 1.5\n }\n}'

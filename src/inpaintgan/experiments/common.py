@@ -7,6 +7,7 @@
   :func:`machine` (the ``machine`` entry, from :mod:`inpaintgan.machine`);
 - inputs: ``--model`` specs (:func:`split_model_spec`, :class:`Model`, :func:`load_models`), held-out
   photos (:func:`load_folder_images`), :func:`batches`;
+- scored eval folders: :func:`folder_evaluation`, :func:`overall_scores`, :func:`overall_json`;
 - tables: :func:`fmt_value`, :func:`md_head`, :func:`best_values`, :func:`bold_cells` (the best value of
   a group in bold);
 - figures: :func:`u8`, :func:`masked`, :func:`save_grid` (a comparison grid), :func:`pyplot` /
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import platform
@@ -312,6 +314,37 @@ def bold_cells(entry: dict, columns: list[tuple], best: dict[str, str]) -> list[
         s = fmt_value(entry[key], fmt)
         cells.append(f"**{s}**" if best.get(key) == s else s)
     return cells
+
+
+# ---------------------------------------------------------------------- scored eval folders
+
+
+def folder_evaluation(data: str, protocol: str, size: int, n: int, out: str | Path):
+    """An ``inpaintgan eval`` run on the CPU (:class:`~inpaintgan.eval.runner.Evaluation`): the first ``n``
+    images of ``data`` (0: all) at ``size``, ``protocol``'s masks with seed 0, FID/KID features on,
+    results (resumable) in ``out``."""
+    from inpaintgan.eval.protocols import get_protocol
+    from inpaintgan.eval.realism import InceptionFeatures
+    from inpaintgan.eval.runner import EvalImages, Evaluation
+
+    masks = get_protocol(protocol, 0)
+    images = EvalImages(data, size, n, False)
+    return Evaluation(images, masks, out, "cpu", 16, False, None, InceptionFeatures(None, "cpu", batch_size=16))
+
+
+def overall_scores(ev, rows: list[dict], labels: list[str]) -> dict[str, dict[str, Any]]:
+    """Print the evaluation's table of ``rows`` (models ``labels``) and return, per model, hole PSNR,
+    FID and KID over all images."""
+    from inpaintgan.eval.runner import bucket_order, format_markdown, summarize
+
+    table = summarize(rows, labels, bucket_order(ev.protocol), ev.metric_names, ev.realism_scores(rows, labels))
+    print(format_markdown(table, ev.metric_names))
+    return {t["model"]: {k: t[k] for k in ("psnr_hole", "fid", "kid") if k in t} for t in table if t.get("bucket") == "all"}
+
+
+def overall_json(overall: dict) -> str:
+    """:func:`overall_scores` as JSON (numpy numbers as floats)."""
+    return json.dumps(overall, indent=1, default=lambda x: float(np.asarray(x)))
 
 
 # ----------------------------------------------------------------------------------- figures
