@@ -91,6 +91,9 @@ def test_model_specs_labels_and_errors():
     assert split_model_spec("df=runs/df.safetensors") == ("df", "runs/df.safetensors")
     assert split_model_spec("runs/df.pt") == ("df", "runs/df.pt")
     assert split_model_spec(" ns ") == ("ns", "ns")
+    assert common.parse_spec("0.5=a/b.pt") == ("0.5", "a/b.pt", True)
+    assert common.parse_spec("a/b.pt") == ("b", "a/b.pt", False)
+    assert common.is_label("shaped_0.5+x-y") and not common.is_label("a/b") and not common.is_label("")
     with pytest.raises(ReportError, match="both parts non-empty"):
         split_model_spec("a=")
     with pytest.raises(ReportError, match="letters, digits"):

@@ -193,16 +193,26 @@ def default_label(spec: str) -> str:
     return Path(spec).stem if ("/" in spec or spec.endswith((".safetensors", ".pt", ".pth"))) else spec
 
 
-def split_model_spec(spec: str) -> tuple[str, str]:
-    """``NAME=VALUE`` -> (name, value); without ``=``, the file stem (paths) or the name itself."""
+def parse_spec(spec: str) -> tuple[str, str, bool]:
+    """``LABEL=VALUE`` -> (label, value, True), both stripped; without ``=``: (:func:`default_label`,
+    the spec, False). Callers check the parts (:func:`is_label`) with their own messages."""
     label, sep, value = spec.partition("=")
     if not sep:
-        value = spec
-        label = default_label(spec)
-    label, value = label.strip(), value.strip()
+        label, value = default_label(spec), spec
+    return label.strip(), value.strip(), bool(sep)
+
+
+def is_label(label: str) -> bool:
+    """Whether ``label`` may name a column and files: letters, digits and ``. _ + -`` only."""
+    return re.fullmatch(r"[\w.+-]+", label) is not None
+
+
+def split_model_spec(spec: str) -> tuple[str, str]:
+    """``NAME=VALUE`` -> (name, value); without ``=``, the file stem (paths) or the name itself."""
+    label, value, _ = parse_spec(spec)
     if not label or not value:
         raise ReportError(f"--model expects NAME=PATH (or a name) with both parts non-empty, got {spec!r}")
-    if not re.fullmatch(r"[\w.+-]+", label):
+    if not is_label(label):
         raise ReportError(f"--model: name {label!r} may hold letters, digits and . _ + - only")
     return label, value
 

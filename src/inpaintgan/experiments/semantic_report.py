@@ -35,7 +35,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -55,11 +54,12 @@ from inpaintgan.experiments.common import (
     best_values,
     bold_cells,
     csv_text,
-    default_label,
+    is_label,
     json_num,
     machine,
     masked,
     md_head,
+    parse_spec,
     portable_arg,
     portable_path,
     pyplot,
@@ -264,18 +264,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def split_spec(spec: str, option: str, need_label: bool = True) -> tuple[str, str]:
     """``LABEL=VALUE`` -> (label, value). Without ``=`` (allowed when not ``need_label``): the value's
     file stem (or the value itself) as the label."""
-    label, sep, value = spec.partition("=")
-    if not sep:
-        if need_label:
-            raise ReportError(
-                f"{option} expects LABEL=PATH (e.g. 0.5=semantic_shaped_0.5.safetensors), got {spec!r}"
-            )
-        value = spec
-        label = default_label(spec)
-    label, value = label.strip(), value.strip()
+    label, value, labelled = parse_spec(spec)
+    if not labelled and need_label:
+        raise ReportError(
+            f"{option} expects LABEL=PATH (e.g. 0.5=semantic_shaped_0.5.safetensors), got {spec!r}"
+        )
     if not label or not value:
         raise ReportError(f"{option} expects LABEL=PATH with both parts non-empty, got {spec!r}")
-    if not re.fullmatch(r"[\w.+-]+", label):
+    if not is_label(label):
         raise ReportError(
             f"{option}: label {label!r} may hold letters, digits and . _ + - only (it names files)"
         )
