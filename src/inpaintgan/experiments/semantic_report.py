@@ -165,37 +165,11 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     from inpaintgan.methods.semantic import BLENDS
 
     g = p.add_argument_group("z search (Yeh et al.; unset options: the base model's config)")
-    g.add_argument(
-        "--iterations", type=int, metavar="N", default=1000, help="Adam steps on z (default: 1000)"
-    )
-    g.add_argument(
-        "--restarts",
-        type=int,
-        metavar="N",
-        default=2,
-        help="random initial z per image, best kept (default: 2)",
-    )
-    g.add_argument(
-        "--lam",
-        type=float,
-        metavar="X",
-        default=None,
-        help="weight of the prior loss (default: model config)",
-    )
-    g.add_argument(
-        "--lr",
-        type=float,
-        metavar="X",
-        default=None,
-        help="Adam learning rate of the search (default: model config)",
-    )
-    g.add_argument(
-        "--window",
-        type=int,
-        metavar="N",
-        default=None,
-        help="importance-weight window, odd (default: model config)",
-    )
+    g.add_argument("--iterations", type=int, metavar="N", default=1000, help="Adam steps on z (default: 1000)")  # fmt: skip
+    g.add_argument("--restarts", type=int, metavar="N", default=2, help="random initial z per image, best kept (default: 2)")  # fmt: skip
+    g.add_argument("--lam", type=float, metavar="X", default=None, help="weight of the prior loss (default: model config)")  # fmt: skip
+    g.add_argument("--lr", type=float, metavar="X", default=None, help="Adam learning rate of the search (default: model config)")  # fmt: skip
+    g.add_argument("--window", type=int, metavar="N", default=None, help="importance-weight window, odd (default: model config)")  # fmt: skip
     g.add_argument("--blend", choices=BLENDS, default=None, help="blend of the fill (default: model config)")
     g.add_argument("--search-seed", type=int, metavar="SEED", default=None,
                    help="seed of the search's starting points (every batch) and of the probabilistic stopping "
@@ -207,20 +181,8 @@ def _refine_options(p: argparse.ArgumentParser) -> None:
     from inpaintgan.methods.semantic import STOP_RULES
 
     g = p.add_argument_group("refinement (Liu et al.; unset options: the base model's config)")
-    g.add_argument(
-        "--refine-steps",
-        type=int,
-        metavar="N",
-        default=None,
-        help="at most this many steps per image (0: none)",
-    )
-    g.add_argument(
-        "--refine-step-size",
-        type=float,
-        metavar="S",
-        default=None,
-        help="gradient step size on the activations",
-    )
+    g.add_argument("--refine-steps", type=int, metavar="N", default=None, help="at most this many steps per image (0: none)")  # fmt: skip
+    g.add_argument("--refine-step-size", type=float, metavar="S", default=None, help="gradient step size on the activations")  # fmt: skip
     g.add_argument("--stop-rule", choices=STOP_RULES, default=None,
                    help="median: stop at the discriminator's d_real_median; probabilistic; none (all steps)")  # fmt: skip
     g.add_argument("--refine-masked", action=argparse.BooleanOptionalAction, default=None,
@@ -230,26 +192,10 @@ def _refine_options(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Options: batching, threads, outputs, the latent cache."""
     g = p.add_argument_group("run and outputs")
-    g.add_argument(
-        "--batch-size", type=int, metavar="N", default=64, help="images per search batch (default: 64)"
-    )
-    g.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        default=1,
-        help="torch CPU threads, recorded with the timings (default: 1)",
-    )
-    g.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)"
-    )
-    g.add_argument(
-        "--figure-rows",
-        type=int,
-        metavar="N",
-        default=8,
-        help="images in the figures (default: 8; 0 = no figures)",
-    )
+    g.add_argument("--batch-size", type=int, metavar="N", default=64, help="images per search batch (default: 64)")  # fmt: skip
+    g.add_argument("--threads", type=int, metavar="N", default=1, help="torch CPU threads, recorded with the timings (default: 1)")  # fmt: skip
+    g.add_argument("--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)")  # fmt: skip
+    g.add_argument("--figure-rows", type=int, metavar="N", default=8, help="images in the figures (default: 8; 0 = no figures)")  # fmt: skip
     g.add_argument("--latents", default="", metavar="DIR",
                    help="cache of the searched latents: each batch's z (and its search time) is saved there and "
                    "reused by a later run with the same base model, images, masks and search settings, so adding "
