@@ -37,16 +37,19 @@ import torch
 from torch import Tensor
 
 from inpaintgan.eval.runner import to_tensor
-from inpaintgan.experiments.deepfill_report import Model, _save_grid, load_images, load_models
-from inpaintgan.experiments.semantic_report import (
+from inpaintgan.experiments.common import (
+    Model,
     ReportError,
-    _json_num,
-    _u8,
-    _write_text,
     command_line,
+    json_num,
+    load_folder_images,
+    load_models,
     machine,
     portable_path,
     run_cli,
+    save_grid,
+    u8,
+    write_text,
 )
 
 PROG = "python -m inpaintgan.experiments.btgmi_report"
@@ -176,7 +179,7 @@ def run_harmonization(models: list[Model], images: Tensor, regions: Tensor, seed
     perturbed, regions = harmonization_sample(images, regions, torch.Generator().manual_seed(seed))
     outs = {"identity": perturbed}
     outs["reinhard"] = torch.stack([
-        to_tensor(reinhard(_u8(p), _region_np(r)))
+        to_tensor(reinhard(u8(p), _region_np(r)))
         for p, r in zip(perturbed, regions)
     ])  # fmt: skip
     for m in models:
@@ -200,8 +203,8 @@ def run_guided(models: list[Model], images: Tensor, holes: Tensor, gap: int) -> 
     paste, poisson = [], []
     for img, hole, g, gm in zip(images, holes, guides, guide_mask):
         h, gr = _region_np(hole), _region_np(gm)
-        base = prefill_telea(_u8(img), h)  # the hole filled by fast marching from the known pixels
-        pasted = np.where(gr[..., None], _u8(g), base)
+        base = prefill_telea(u8(img), h)  # the hole filled by fast marching from the known pixels
+        pasted = np.where(gr[..., None], u8(g), base)
         gap_only = h & ~gr
         filled = prefill_telea(pasted, gap_only)  # the gap filled around the pasted patch
         paste.append(filled)
@@ -217,10 +220,10 @@ def run_guided(models: list[Model], images: Tensor, holes: Tensor, gap: int) -> 
     for label, y in outs.items():
         seam, detail = [], []
         for out, g, gm, hole in zip(y, guides, guide_mask, holes):
-            o = _u8(out)
+            o = u8(out)
             known = ~_region_np(hole)
             seam.append(seam_score(o, _region_np(gm), known))
-            detail.append(detail_psnr(o, _u8(g), _region_np(gm)))
+            detail.append(detail_psnr(o, u8(g), _region_np(gm)))
         scores[label] = {"seam": seam, "detail": detail}
     return scores, {"input": x, "gap": gap_mask, "guide_mask": guide_mask, **outs}
 
@@ -243,7 +246,7 @@ def tables(harm: dict, guided: dict, n: int) -> str:
 
 
 def _outlined(img: Tensor, mask: Tensor, colour=(255, 0, 0)) -> np.ndarray:
-    a = _u8(img)
+    a = u8(img)
     m = _region_np(mask).astype(np.uint8)
     edge = (m > 0) & (cv2.erode(m, np.ones((3, 3), np.uint8)) == 0)
     a[edge] = colour
@@ -254,22 +257,22 @@ def write_figures(out: Path, harm_out: dict, guided_out: dict, images: Tensor, l
     k = min(rows, images.shape[0])
     h_cols = ["identity", "reinhard", *labels]
     h_rows = [[_outlined(harm_out["perturbed"][i], harm_out["regions"][i])]
-              + [_u8(harm_out[c][i]) for c in h_cols[1:]] + [_u8(images[i])] for i in range(k)]  # fmt: skip
+              + [u8(harm_out[c][i]) for c in h_cols[1:]] + [u8(images[i])] for i in range(k)]  # fmt: skip
     g_rows = []
     for i in range(k):
-        inp = _u8(guided_out["input"][i])
+        inp = u8(guided_out["input"][i])
         inp[_region_np(guided_out["gap"][i])] = (255, 255, 255)
-        g_rows.append([inp] + [_u8(guided_out[c][i]) for c in ["paste", "poisson", *labels]])
+        g_rows.append([inp] + [u8(guided_out[c][i]) for c in ["paste", "poisson", *labels]])
     return [
-        _save_grid(out / "harmonize.png", h_rows, ["input (region outlined)", "Reinhard", *labels, "original"]),
-        _save_grid(out / "guided.png", g_rows, ["input (gap white)", "paste + Telea", "Poisson", *labels]),
+        save_grid(out / "harmonize.png", h_rows, ["input (region outlined)", "Reinhard", *labels, "original"]),
+        save_grid(out / "guided.png", g_rows, ["input (gap white)", "paste + Telea", "Poisson", *labels]),
     ]
 
 
 def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     _check_args(args)
     models = task_models(load_models(args.model))
-    images, files = load_images(args.data, args.n, args.size)
+    images, files = load_folder_images(args.data, args.n, args.size)
     if images.shape[0] < 2:
         raise ReportError(f"{args.data} holds {images.shape[0]} readable photo; guided inpainting needs 2 or more")
     n = images.shape[0]
@@ -290,8 +293,8 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "guided": {k: {"mean_seam": _mean(v["seam"]), "mean_detail": _mean(v["detail"]), **v} for k, v in guided.items()},
     }
     text = tables(harm, guided, n)
-    _write_text(out / "results.json", json.dumps(_json_num(result), indent=2) + "\n")
-    _write_text(out / "tables.md", text)
+    write_text(out / "results.json", json.dumps(json_num(result), indent=2) + "\n")
+    write_text(out / "tables.md", text)
     print(text)
     print("wrote " + ", ".join(str(p) for p in [out / "results.json", out / "tables.md", *figures]))
     return result

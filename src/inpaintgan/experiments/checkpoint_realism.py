@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from inpaintgan.experiments.common import folder_evaluation, overall_json, overall_scores
 
 
 class PrefillCache:
@@ -110,9 +111,7 @@ def _label(path: Path, alpha: float, lowpass: int = 1) -> str:
 def main(argv=None) -> int:
     from inpaintgan.baselines import resolve_model
     from inpaintgan.checkpoints import load_any
-    from inpaintgan.eval.protocols import get_protocol
-    from inpaintgan.eval.realism import InceptionFeatures
-    from inpaintgan.eval.runner import Contender, EvalImages, Evaluation, bucket_order, format_markdown, summarize
+    from inpaintgan.eval.runner import Contender
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="trainer checkpoints (.pt) or model files of a pre-filling model")
@@ -129,9 +128,7 @@ def main(argv=None) -> int:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    protocol = get_protocol(a.protocol, 0)
-    data = EvalImages(a.data, a.size, a.n, False)
-    ev = Evaluation(data, protocol, out, "cpu", 16, False, None, InceptionFeatures(None, "cpu", batch_size=16))
+    ev = folder_evaluation(a.data, a.protocol, a.size, a.n, out)
     contenders = [Contender(b, model=resolve_model(b), fingerprint=b) for b in a.baselines]
     caches: dict[str, PrefillCache] = {}
     for ck in map(Path, a.checkpoints):
@@ -144,12 +141,9 @@ def main(argv=None) -> int:
                 contenders.append(Contender(_label(ck, alpha, lp), model=CachedPrefillModel(method, cache, alpha, lp),
                                             fingerprint=f"{fp}:{alpha}:{lp}"))  # fmt: skip
     rows = ev.run(contenders)
-    labels = [c.label for c in contenders]
-    table = summarize(rows, labels, bucket_order(protocol), ev.metric_names, ev.realism_scores(rows, labels))
-    print(format_markdown(table, ev.metric_names))
-    overall = {t["model"]: {k: t[k] for k in ("psnr_hole", "fid", "kid") if k in t} for t in table if t.get("bucket") == "all"}
-    (out / "overall.json").write_text(json.dumps(overall, indent=1, default=lambda x: float(np.asarray(x))))
-    print(json.dumps(overall, indent=1, default=lambda x: float(np.asarray(x))))
+    overall = overall_scores(ev, rows, [c.label for c in contenders])
+    (out / "overall.json").write_text(overall_json(overall))
+    print(overall_json(overall))
     return 0
 
 

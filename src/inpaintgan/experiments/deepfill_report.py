@@ -41,10 +41,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +52,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from inpaintgan.experiments.semantic_report import (  # the experiment runners' shared helpers
+from inpaintgan.experiments.common import (
+    Model,
     ReportError,
-    _csv_text,
-    _json_num,
-    _portable_arg,
-    _u8,
-    atomic_write,
+    batches,
+    best_values,
+    bold_cells,
+    csv_text,
+    fmt_value,
+    json_num,
+    load_models,
     machine,
+    masked,
+    md_head,
     portable_path,
+    pyplot,
     run_cli,
+    save_grid,
+    save_plot,
+    u8,
+    write_text,
 )
-from inpaintgan.experiments.semantic_report import command_line as _command_line
+from inpaintgan.experiments.common import command_line as common_command_line
+from inpaintgan.experiments.common import load_folder_images as load_images
 
 PROG = "python -m inpaintgan.experiments.deepfill_report"
 EXPERIMENTS = ("growth", "texture", "replicated")
@@ -160,22 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    """``NAME=VALUE`` -> (name, value); without ``=``, the file stem (paths) or the name itself."""
-    label, sep, value = spec.partition("=")
-    if not sep:
-        value = spec
-        label = Path(spec).stem if ("/" in spec or spec.endswith((".safetensors", ".pt", ".pth"))) else spec
-    label, value = label.strip(), value.strip()
-    if not label or not value:
-        raise ReportError(f"--model expects NAME=PATH (or a name) with both parts non-empty, got {spec!r}")
-    if not re.fullmatch(r"[\w.+-]+", label):
-        raise ReportError(f"--model: name {label!r} may hold letters, digits and . _ + - only")
-    return label, value
-
-
 def command_line(argv: list[str]) -> str:
-    return _command_line(argv, PROG)
+    return common_command_line(argv, PROG)
 
 
 def hole_side(fraction: float, size: int, what: str = "hole fraction") -> int:
@@ -191,74 +187,6 @@ def hole_side(fraction: float, size: int, what: str = "hole fraction") -> int:
 
 
 # ----------------------------------------------------------------------------------------- inputs
-
-
-def load_images(root: str, n: int, size: int) -> tuple[Tensor, list[str]]:
-    """The first ``n`` images under ``root`` as float (n, 3, size, size) in [0, 1] and their paths."""
-    from inpaintgan.data.folder import IMAGE_EXTS, READ_ERRORS, list_images, read_image_array
-    from inpaintgan.eval.runner import prepare_image, to_tensor
-
-    path = Path(root)
-    if not path.exists():
-        raise ReportError(f"data folder not found: {root}")
-    if not path.is_dir():
-        raise ReportError(f"--data {root} is not a folder")
-    files = list_images(path)[:n]
-    if not files:
-        raise ReportError(f"data folder {root} holds no images ({', '.join(IMAGE_EXTS)})")
-    arrs = []
-    for f in files:
-        try:
-            arrs.append(prepare_image(read_image_array(f), size))
-        except READ_ERRORS as e:
-            raise ReportError(f"cannot read image {f}: {e}") from None
-    return torch.stack([to_tensor(a) for a in arrs]), [f.relative_to(path).as_posix() for f in files]
-
-
-@dataclass
-class Model:
-    """One column: a callable ``(image, mask) -> composited image`` and what it is."""
-
-    label: str
-    spec: str
-    fn: Any
-    method: Any = None  # the network, for models (None for baselines)
-
-    @property
-    def has_attention(self) -> bool:
-        m = self.method
-        return m is not None and callable(getattr(m, "inpaint_with_attention", None)) and bool(getattr(m, "has_attention", True))
-
-    def describe(self) -> dict:
-        m = self.method
-        out = {"label": self.label, "model": _portable_arg(self.spec), "kind": "baseline" if m is None else "model"}
-        if m is not None:
-            out.update(method=getattr(m, "name", type(m).__name__), image_size=getattr(m, "image_size", None),
-                       attention=self.has_attention)  # fmt: skip
-            cfg = getattr(m, "cfg", None)
-            if cfg is not None and hasattr(cfg, "width"):
-                out["width"] = cfg.width
-        return out
-
-
-def load_models(specs: list[str]) -> list[Model]:
-    from inpaintgan.baselines import resolve_model
-
-    if not specs:
-        raise ReportError("no models: give at least one --model (a model file, a zoo name, or telea / ns / patchmatch / mean)")
-    parsed = [split_spec(s) for s in specs]
-    labels = [label for label, _ in parsed]
-    dupes = sorted({v for v in labels if labels.count(v) > 1})
-    if dupes:
-        raise ReportError(f"model names must be unique; repeated: {', '.join(dupes)} (use --model NAME=PATH)")
-    models = []
-    for label, value in parsed:
-        try:
-            fn = resolve_model(value, "cpu")
-        except ImportError as e:  # an optional baseline's package is missing
-            raise ReportError(f"--model {label}: cannot run here: {e}") from None
-        models.append(Model(label, value, fn, getattr(fn, "method", None)))
-    return models
 
 
 def run_model(model: Model, images: Tensor, masks: Tensor) -> Tensor:
@@ -505,29 +433,18 @@ EXTRA_MD = {
 SETTING_HEAD = {"growth": "hole side", "texture": "ring", "replicated": "image"}
 
 
-def _fmt(v: Any, fmt: str) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-
-
 def markdown_table(entries: list[dict], exp: str) -> list[str]:
     cols = MD_COLUMNS + EXTRA_MD.get(exp, [])
     heads = [SETTING_HEAD[exp], "model", "n", *(c[1] for c in cols)]
-    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(heads) - 2)) + "|"]
+    lines = md_head(heads)
     for setting in dict.fromkeys(e["setting"] for e in entries):
         group = [e for e in entries if e["setting"] == setting]
-        best = {}
-        for key, _, fmt, better in cols:
-            vals = [e[key] for e in group if e[key] is not None and not math.isnan(e[key])]
-            if better is not None and len(vals) > 1:
-                best[key] = fmt.format(better(vals))
+        best = best_values(group, cols)
         for e in group:
             name = setting
             if exp == "growth":
                 name = f"{float(e['hole_fraction']):.0%} ({e['hole_side']} px)"
-            cells = [name, e["model"], str(e["count"])]
-            for key, _, fmt, _ in cols:
-                s = _fmt(e[key], fmt)
-                cells.append(f"**{s}**" if best.get(key) == s else s)
+            cells = [name, e["model"], str(e["count"]), *bold_cells(e, cols, best)]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -541,17 +458,11 @@ def growth_pivot(entries: list[dict], labels: list[str]) -> list[str]:
     for label in labels:
         vals = {e["setting"]: e["psnr_hole"] for e in entries if e["model"] == label}
         if vals:
-            lines.append(f"| {label} | " + " | ".join(_fmt(vals.get(s), "{:.2f}") for s in settings) + " |")
+            lines.append(f"| {label} | " + " | ".join(fmt_value(vals.get(s), "{:.2f}") for s in settings) + " |")
     return lines
 
 
 # ------------------------------------------------------------------------------------------ figures
-
-
-def _masked(image: Tensor, mask: Tensor) -> np.ndarray:
-    from inpaintgan.eval.report import masked_input
-
-    return masked_input(_u8(image), mask[0].numpy())
 
 
 def _outline(arr: np.ndarray, top: int, left: int, side: int, ring: int, colour=(255, 0, 0)) -> np.ndarray:
@@ -563,18 +474,8 @@ def _outline(arr: np.ndarray, top: int, left: int, side: int, ring: int, colour=
     return out
 
 
-def _save_grid(path: Path, rows: list[list[np.ndarray]], headers: list[str]) -> Path:
-    from inpaintgan.eval.report import comparison_figure
-
-    return atomic_write(path, lambda tmp: comparison_figure(rows, headers, tmp))
-
-
 def growth_plot(path: Path, table: list[dict], labels: list[str]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     entries = [e for e in table if e["experiment"] == "growth"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, name in zip(axes, ("psnr_hole", "l1_hole"), ("hole PSNR (dB)", "hole L1")):
@@ -589,9 +490,7 @@ def growth_plot(path: Path, table: list[dict], labels: list[str]) -> Path:
     axes[0].legend(fontsize=8)
     fig.suptitle("Quality as the hole grows")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_plot(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -623,10 +522,6 @@ def _check_args(args: argparse.Namespace) -> None:
     hole_side(args.hole_fraction, args.size, "--hole-fraction")
 
 
-def _batches(n: int, bs: int) -> list[list[int]]:
-    return [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
-
-
 def _rows_for(exp: str, setting: str, label: str, idx: list[int], files: list[str], scored: dict[str, Tensor],
               boxes: list[tuple[int, int, int]], extra: list[dict] | None = None, fraction: float | None = None) -> list[dict]:  # fmt: skip
     rows = []
@@ -642,18 +537,51 @@ def _rows_for(exp: str, setting: str, label: str, idx: list[int], files: list[st
     return rows
 
 
-def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Report:
-    """Run the experiments described by parsed ``args`` (``argv``: the command line to record)."""
-    from tqdm.auto import tqdm
+@dataclass
+class Run:
+    """One run's inputs and settings (:func:`build_run`) and what its experiments add as they go."""
 
-    from inpaintgan import metrics as M
+    args: argparse.Namespace
+    models: list[Model]
+    images: Tensor  # (n, 3, S, S) in [0, 1]
+    files: list[str]
+    experiments: list[str]
+    side: int  # texture and replicated: the hole's side in px
+    ring: int
+    stride: int
+    out_dir: Path
+    k_fig: int  # examples per figure
+    rows: list[dict] = field(default_factory=list)  # per_image.csv
+    figures: dict[str, list[str] | None] = field(default_factory=dict)  # file -> column headers (None: a plot)
+    timing: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # experiment -> model -> totals
+    picks: list[dict] = field(default_factory=list)  # texture: the chosen holes
+    tex_info: dict = field(default_factory=dict)  # texture: thresholds and counts
 
+    @property
+    def labels(self) -> list[str]:
+        return [m.label for m in self.models]
+
+    @property
+    def batches(self) -> list[list[int]]:
+        return batches(self.images.shape[0], self.args.batch_size)
+
+    def timed(self, exp: str, model: Model, x: Tensor, m: Tensor) -> Tensor:
+        """:func:`run_model`, its wall-clock time added to ``timing[exp][model]``."""
+        t0 = time.perf_counter()
+        y = run_model(model, x, m)
+        t = self.timing.setdefault(exp, {}).setdefault(model.label, {"seconds": 0.0, "images": 0})
+        t["seconds"] += time.perf_counter() - t0
+        t["images"] += x.shape[0]
+        return y
+
+
+def build_run(args: argparse.Namespace) -> Run:
+    """Check the arguments, load the models and the images, and derive the hole, ring and grid sizes."""
     _check_args(args)
     torch.set_num_threads(int(args.threads))
     models = load_models(args.model)
-    labels = [m.label for m in models]
     images, files = load_images(args.data, args.n, args.size)
-    n, size, bs = images.shape[0], args.size, args.batch_size
+    n, size = images.shape[0], args.size
     if args.figure_image >= n:
         raise ReportError(f"--figure-image {args.figure_image} is past the {n} image(s) loaded")
     experiments = list(dict.fromkeys(args.experiments))
@@ -665,180 +593,206 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
                           "(smaller --hole-fraction or --ring)")  # fmt: skip
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    k_fig = min(args.figure_rows, n)
+    return Run(args, models, images, files, experiments, side, ring, stride, out_dir, min(args.figure_rows, n))
 
-    rows: list[dict] = []
-    figures: dict[str, list[str] | None] = {}
-    timing: dict[str, dict[str, dict[str, float]]] = {}
-    extra_info: dict[str, Any] = {}
-    batches = _batches(n, bs)
 
-    def timed(exp: str, model: Model, x: Tensor, m: Tensor) -> Tensor:
-        t0 = time.perf_counter()
-        y = run_model(model, x, m)
-        t = timing.setdefault(exp, {}).setdefault(model.label, {"seconds": 0.0, "images": 0})
-        t["seconds"] += time.perf_counter() - t0
-        t["images"] += x.shape[0]
-        return y
+def run_growth(run: Run, bar) -> None:
+    """A centred square hole through every ``--fractions``; the strip of ``--figure-image``."""
+    from inpaintgan import metrics as M
 
-    picks: list[dict] = []
-    tex_info: dict = {}
-    if "texture" in experiments:
-        picks, tex_info = pick_texture_holes([luma(images[i]) for i in range(n)], side, ring, stride,
-                                             tuple(args.percentiles), args.seed)  # fmt: skip
-        tex_info.update(hole_side=side, ring=ring, stride=stride)
-        extra_info["texture"] = tex_info
+    args, images, size, labels = run.args, run.images, run.args.size, run.labels
+    strip: list[list[np.ndarray]] = []
+    fi = args.figure_image
+    for frac in args.fractions:
+        s = hole_side(frac, size)
+        top = left = (size - s) // 2
+        setting = f"{frac:g}"
+        fig_row: dict[str, np.ndarray] = {}
+        for idx in run.batches:
+            x = images[idx]
+            m = square_masks(len(idx), size, size, [(top, left, s)] * len(idx))
+            for model in run.models:
+                y = run.timed("growth", model, x, m)
+                scored = M.compute_all(y, x, m)
+                run.rows += _rows_for("growth", setting, model.label, idx, run.files, scored, [(top, left, s)] * len(idx),
+                                      fraction=float(frac))  # fmt: skip
+                if fi in idx:
+                    fig_row[model.label] = u8(y[idx.index(fi)])
+                    fig_row["input"] = masked(x[idx.index(fi)], m[idx.index(fi)])
+            bar.update(1)
+        strip.append([fig_row["input"], *(fig_row[label] for label in labels), u8(images[fi])])
+    if run.k_fig > 0:
+        run.figures["growth_strip.png"] = heads = ["input", *labels, "original"]
+        save_grid(run.out_dir / "growth_strip.png", strip, heads)
+
+
+def run_texture(run: Run, bar) -> None:
+    """The picked uniform / junction holes (:func:`pick_texture_holes`); their example figures."""
+    from inpaintgan import metrics as M
+
+    size, side, labels, rows = run.args.size, run.side, run.labels, run.rows
+    fig_rows: dict[str, list[list[np.ndarray]]] = {UNIFORM: [], JUNCTION: []}
+    for pidx in batches(len(run.picks), run.args.batch_size):
+        ps = [run.picks[j] for j in pidx]
+        idx = [p["index"] for p in ps]
+        boxes = [(p["top"], p["left"], side) for p in ps]
+        x = run.images[idx]
+        m = square_masks(len(idx), size, size, boxes)
+        outs = {}
+        for model in run.models:
+            outs[model.label] = y = run.timed("texture", model, x, m)
+            scored = M.compute_all(y, x, m)
+            for p, r in zip(ps, _rows_for("texture", "", model.label, idx, run.files, scored, boxes, fraction=run.args.hole_fraction)):
+                r.update(setting=p["category"], ring_score=p["score"], edge_density=p["edge_density"])
+                rows.append(r)
+        for j, p in enumerate(ps):
+            if len(fig_rows[p["category"]]) < run.k_fig:
+                inp = _outline(masked(x[j], m[j]), p["top"], p["left"], side, run.ring)
+                fig_rows[p["category"]].append([inp, *(u8(outs[label][j]) for label in labels), u8(x[j])])
+        bar.update(1)
+    # table order: uniform first
+    tex = [r for r in rows if r["experiment"] == "texture"]
+    rows[:] = [r for r in rows if r["experiment"] != "texture"] + sorted(tex, key=lambda r: r["setting"] != UNIFORM)
+    for cat, fr in fig_rows.items():
+        if fr:
+            run.figures[f"texture_{cat}.png"] = heads = ["input + ring", *labels, "original"]
+            save_grid(run.out_dir / f"texture_{cat}.png", fr, heads)
+
+
+def run_replicated(run: Run, bar) -> None:
+    """The image twice side by side with the hole in one copy, and the same hole on the original;
+    attention maps and hit rates of the attention models; the figure."""
+    from inpaintgan import metrics as M
+
+    size, side, labels = run.args.size, run.side, run.labels
+    rep, rep_masks, orig_masks, rboxes = replicate(run.images, side, run.args.seed)
+    att_models = [mo for mo in run.models if mo.has_attention]
+    fig_rep: list[list[np.ndarray]] = []
+    for setting, xs, ms in ((REPLICATED, rep, rep_masks), (ORIGINAL, run.images, orig_masks)):
+        for idx in run.batches:
+            x, m = xs[idx], ms[idx]
+            bxs = [(rboxes[i]["top"], rboxes[i]["left"] + (size * rboxes[i]["copy"] if setting == REPLICATED else 0), side)
+                   for i in idx]  # fmt: skip
+            outs, colors = {}, {}
+            for model in run.models:
+                outs[model.label] = y = run.timed(f"replicated/{setting}", model, x, m)
+                scored = M.compute_all(y, x, m)
+                extra = [{"copy": rboxes[i]["copy"]} for i in idx]
+                if setting == REPLICATED and model.has_attention:
+                    colors[model.label], flow = attention_maps(model.method, x, m)
+                    if flow is not None:
+                        tol = 4 * int(model.method.cfg.rate)
+                        for e, hit in zip(extra, attention_hit(flow, m, [rboxes[i] for i in idx], size, tol)):
+                            e["attention_hit"] = hit
+                run.rows += _rows_for("replicated", setting, model.label, idx, run.files, scored, bxs, extra,
+                                      fraction=run.args.hole_fraction)  # fmt: skip
+            if setting == REPLICATED:
+                for j, i in enumerate(idx):
+                    if i < run.k_fig:
+                        fig_rep.append([masked(x[j], m[j]), *(u8(outs[label][j]) for label in labels),
+                                        *(u8(colors[mo.label][j]) for mo in att_models), u8(x[j])])  # fmt: skip
+            bar.update(1)
+    if fig_rep:
+        heads = ["input", *labels, *(f"{mo.label}: attention" for mo in att_models), "original"]
+        save_grid(run.out_dir / "replicated.png", fig_rep, heads)
+        run.figures["replicated.png"] = heads
+
+
+RUNNERS = {"growth": run_growth, "texture": run_texture, "replicated": run_replicated}
+
+
+def run_experiments(run: Run) -> float:
+    """The chosen experiments in order (texture's holes picked first, untimed); wall-clock seconds."""
+    from tqdm.auto import tqdm
+
+    args, n = run.args, run.images.shape[0]
+    if "texture" in run.experiments:
+        run.picks, run.tex_info = pick_texture_holes([luma(run.images[i]) for i in range(n)], run.side, run.ring,
+                                                     run.stride, tuple(args.percentiles), args.seed)  # fmt: skip
+        run.tex_info.update(hole_side=run.side, ring=run.ring, stride=run.stride)
     units = {
-        "growth": len(args.fractions) * len(batches),
-        "texture": len(_batches(len(picks), bs)),
-        "replicated": 2 * len(batches),
+        "growth": len(args.fractions) * len(run.batches),
+        "texture": len(batches(len(run.picks), args.batch_size)),
+        "replicated": 2 * len(run.batches),
     }
-    bar = tqdm(total=sum(units[e] for e in experiments), desc="deepfill_report", unit="batch", disable=args.no_progress)
+    bar = tqdm(total=sum(units[e] for e in run.experiments), desc="deepfill_report", unit="batch",
+               disable=args.no_progress)  # fmt: skip
     t_run = time.perf_counter()
     try:
-        # ---------------------------------------------------------------------------- growth
-        if "growth" in experiments:
-            bar.set_postfix(experiment="growth", refresh=False)
-            strip: list[list[np.ndarray]] = []
-            fi = args.figure_image
-            for frac in args.fractions:
-                s = hole_side(frac, size)
-                top = left = (size - s) // 2
-                setting = f"{frac:g}"
-                fig_row: dict[str, np.ndarray] = {}
-                for idx in batches:
-                    x = images[idx]
-                    m = square_masks(len(idx), size, size, [(top, left, s)] * len(idx))
-                    for model in models:
-                        y = timed("growth", model, x, m)
-                        scored = M.compute_all(y, x, m)
-                        rows += _rows_for("growth", setting, model.label, idx, files, scored, [(top, left, s)] * len(idx),
-                                          fraction=float(frac))  # fmt: skip
-                        if fi in idx:
-                            fig_row[model.label] = _u8(y[idx.index(fi)])
-                            fig_row["input"] = _masked(x[idx.index(fi)], m[idx.index(fi)])
-                    bar.update(1)
-                strip.append([fig_row["input"], *(fig_row[label] for label in labels), _u8(images[fi])])
-            if k_fig > 0:
-                figures["growth_strip.png"] = heads = ["input", *labels, "original"]
-                _save_grid(out_dir / "growth_strip.png", strip, heads)
-
-        # ---------------------------------------------------------------------------- texture
-        if "texture" in experiments:
-            bar.set_postfix(experiment="texture", refresh=False)
-            fig_rows: dict[str, list[list[np.ndarray]]] = {UNIFORM: [], JUNCTION: []}
-            for pidx in _batches(len(picks), bs):
-                ps = [picks[j] for j in pidx]
-                idx = [p["index"] for p in ps]
-                boxes = [(p["top"], p["left"], side) for p in ps]
-                x = images[idx]
-                m = square_masks(len(idx), size, size, boxes)
-                outs = {}
-                for model in models:
-                    outs[model.label] = y = timed("texture", model, x, m)
-                    scored = M.compute_all(y, x, m)
-                    for p, r in zip(ps, _rows_for("texture", "", model.label, idx, files, scored, boxes, fraction=args.hole_fraction)):
-                        r.update(setting=p["category"], ring_score=p["score"], edge_density=p["edge_density"])
-                        rows.append(r)
-                for j, p in enumerate(ps):
-                    if len(fig_rows[p["category"]]) < k_fig:
-                        inp = _outline(_masked(x[j], m[j]), p["top"], p["left"], side, ring)
-                        fig_rows[p["category"]].append([inp, *(_u8(outs[label][j]) for label in labels), _u8(x[j])])
-                bar.update(1)
-            # table order: uniform first
-            tex = [r for r in rows if r["experiment"] == "texture"]
-            rows[:] = [r for r in rows if r["experiment"] != "texture"] + sorted(tex, key=lambda r: r["setting"] != UNIFORM)
-            for cat, fr in fig_rows.items():
-                if fr:
-                    figures[f"texture_{cat}.png"] = heads = ["input + ring", *labels, "original"]
-                    _save_grid(out_dir / f"texture_{cat}.png", fr, heads)
-
-        # ---------------------------------------------------------------------------- replicated
-        if "replicated" in experiments:
-            bar.set_postfix(experiment="replicated", refresh=False)
-            rep, rep_masks, orig_masks, rboxes = replicate(images, side, args.seed)
-            att_models = [mo for mo in models if mo.has_attention]
-            fig_rep: list[list[np.ndarray]] = []
-            for setting, xs, ms in ((REPLICATED, rep, rep_masks), (ORIGINAL, images, orig_masks)):
-                for idx in batches:
-                    x, m = xs[idx], ms[idx]
-                    bxs = [(rboxes[i]["top"], rboxes[i]["left"] + (size * rboxes[i]["copy"] if setting == REPLICATED else 0), side)
-                           for i in idx]  # fmt: skip
-                    outs, colors = {}, {}
-                    for model in models:
-                        outs[model.label] = y = timed(f"replicated/{setting}", model, x, m)
-                        scored = M.compute_all(y, x, m)
-                        extra = [{"copy": rboxes[i]["copy"]} for i in idx]
-                        if setting == REPLICATED and model.has_attention:
-                            colors[model.label], flow = attention_maps(model.method, x, m)
-                            if flow is not None:
-                                tol = 4 * int(model.method.cfg.rate)
-                                for e, hit in zip(extra, attention_hit(flow, m, [rboxes[i] for i in idx], size, tol)):
-                                    e["attention_hit"] = hit
-                        rows += _rows_for("replicated", setting, model.label, idx, files, scored, bxs, extra,
-                                          fraction=args.hole_fraction)  # fmt: skip
-                    if setting == REPLICATED:
-                        for j, i in enumerate(idx):
-                            if i < k_fig:
-                                fig_rep.append([_masked(x[j], m[j]), *(_u8(outs[label][j]) for label in labels),
-                                                *(_u8(colors[mo.label][j]) for mo in att_models), _u8(x[j])])  # fmt: skip
-                    bar.update(1)
-            if fig_rep:
-                heads = ["input", *labels, *(f"{mo.label}: attention" for mo in att_models), "original"]
-                _save_grid(out_dir / "replicated.png", fig_rep, heads)
-                figures["replicated.png"] = heads
+        for exp in EXPERIMENTS:  # growth, texture, replicated: the table's order
+            if exp in run.experiments:
+                bar.set_postfix(experiment=exp, refresh=False)
+                RUNNERS[exp](run, bar)
     finally:
         bar.close()
-    wall = time.perf_counter() - t_run
+    return time.perf_counter() - t_run
 
-    table = summarize(rows, labels)
-    if "growth" in experiments and k_fig > 0:
-        growth_plot(out_dir / "growth_plot.png", table, labels)
-        figures = {"growth_plot.png": None, **figures}
 
-    # ---- files
-    atomic_write(out_dir / "per_image.csv", lambda tmp: Path(tmp).write_text(_csv_text(rows, PER_IMAGE_COLUMNS), encoding="utf-8"))
-    atomic_write(out_dir / "results.csv", lambda tmp: Path(tmp).write_text(_csv_text(table, TABLE_COLUMNS), encoding="utf-8"))
-    info = machine()
-    settings = {
+def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Report:
+    """Run the experiments described by parsed ``args`` (``argv``: the command line to record): build
+    the run, run each experiment, summarise, write the files."""
+    run = build_run(args)
+    wall = run_experiments(run)
+    table = summarize(run.rows, run.labels)
+    if "growth" in run.experiments and run.k_fig > 0:
+        growth_plot(run.out_dir / "growth_plot.png", table, run.labels)
+        run.figures = {"growth_plot.png": None, **run.figures}
+    results = write_report(run, table, argv, wall)
+    return Report(run.out_dir, run.rows, table, results, run.figures)
+
+
+def settings_json(run: Run, argv: list[str] | None) -> dict:
+    """results.json's ``settings``: the command line, the data and each experiment's settings."""
+    args, size, side = run.args, run.args.size, run.side
+    return {
         "command": command_line(list(argv)) if argv is not None else None,
-        "data": {"root": portable_path(args.data), "n": n, "image_size": size,
+        "data": {"root": portable_path(args.data), "n": run.images.shape[0], "image_size": size,
                  "preparation": "centre square crop, resized (area down / cubic up), RGB"},  # fmt: skip
-        "experiments": experiments,
+        "experiments": run.experiments,
         "seed": args.seed,
         "growth": {"fractions": [float(f) for f in args.fractions], "hole_sides": [hole_side(f, size) for f in args.fractions],
                    "place": "centre", "figure_image": args.figure_image},  # fmt: skip
-        "texture": {"hole_fraction": args.hole_fraction, "hole_side": side, "ring": ring, "stride": stride,
+        "texture": {"hole_fraction": args.hole_fraction, "hole_side": side, "ring": run.ring, "stride": run.stride,
                     "percentiles": list(args.percentiles), "blur_sigma": BLUR_SIGMA,
                     "canny_thresholds": list(CANNY_THRESHOLDS)},  # fmt: skip
         "replicated": {"hole_fraction": args.hole_fraction, "hole_side": side,
                        "layout": "the S x S image twice side by side (S x 2S), hole in one copy; reference: the same "
                        "hole on the S x S original"},  # fmt: skip
-        "batch_size": bs,
+        "batch_size": args.batch_size,
         "threads": int(args.threads),
-        "out": portable_path(out_dir),
+        "out": portable_path(run.out_dir),
     }
+
+
+def write_report(run: Run, table: list[dict], argv: list[str] | None, wall: float) -> dict:
+    """per_image.csv, results.csv, results.json and results.md; the Markdown printed. Returns results.json's content."""
+    out_dir = run.out_dir
+    write_text(out_dir / "per_image.csv", csv_text(run.rows, PER_IMAGE_COLUMNS))
+    write_text(out_dir / "results.csv", csv_text(table, TABLE_COLUMNS))
+    info = machine()
+    settings = settings_json(run, argv)
     timing_out = {exp: {label: {"sec_per_image": t["seconds"] / max(1, t["images"]), "images": t["images"]}
-                        for label, t in tv.items()} for exp, tv in timing.items()}  # fmt: skip
-    clean = [{k: _json_num(v) for k, v in e.items()} for e in table]
+                        for label, t in tv.items()} for exp, tv in run.timing.items()}  # fmt: skip
+    clean = [{k: json_num(v) for k, v in e.items()} for e in table]
     results = {
         "experiment": "deepfill_report (issue #6)",
         "settings": settings,
-        "models": [m.describe() for m in models],
-        "texture": tex_info or None,
+        "models": [m.describe() for m in run.models],
+        "texture": run.tex_info or None,
         "machine": info,
         "timing": {"note": "wall clock per image, batch time / batch size", "wall_seconds": wall, **timing_out},
-        "figures": figures,
-        "experiments": {exp: [e for e in clean if e["experiment"] == exp] for exp in experiments},
+        "figures": run.figures,
+        "experiments": {exp: [e for e in clean if e["experiment"] == exp] for exp in run.experiments},
         "results": clean,
     }
-    atomic_write(out_dir / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8"))
-    md = format_markdown(table, labels, experiments, settings, tex_info, figures, info, n)
-    atomic_write(out_dir / "results.md", lambda tmp: Path(tmp).write_text(md, encoding="utf-8"))
+    write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    md = format_markdown(table, run.labels, run.experiments, settings, run.tex_info, run.figures, info,
+                         run.images.shape[0])  # fmt: skip
+    write_text(out_dir / "results.md", md)
     print(md)
-    print(f"\nwrote per_image.csv, results.csv, results.md, results.json and {len(figures)} figure(s) to {out_dir}",
+    print(f"\nwrote per_image.csv, results.csv, results.md, results.json and {len(run.figures)} figure(s) to {out_dir}",
           file=sys.stderr)  # fmt: skip
-    return Report(out_dir, rows, table, results, figures)
+    return results
 
 
 def format_markdown(table: list[dict], labels: list[str], experiments: list[str], settings: dict, tex: dict,

@@ -12,10 +12,10 @@ measure, separately from what the network adds. Resumes like ``inpaintgan eval``
 from __future__ import annotations
 
 import argparse
-import json
 
-import numpy as np
 import torch
+
+from inpaintgan.experiments.common import folder_evaluation, overall_json, overall_scores
 
 
 class _PatchMatchVariant:
@@ -29,9 +29,7 @@ class _PatchMatchVariant:
 
 
 def main(argv=None) -> int:
-    from inpaintgan.eval.protocols import get_protocol
-    from inpaintgan.eval.realism import InceptionFeatures
-    from inpaintgan.eval.runner import Contender, EvalImages, Evaluation, bucket_order, format_markdown, summarize
+    from inpaintgan.eval.runner import Contender
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True)
@@ -44,17 +42,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
-    protocol = get_protocol(a.protocol, 0)
-    data = EvalImages(a.data, a.size, a.n, False)
-    ev = Evaluation(data, protocol, a.out, "cpu", 16, False, None, InceptionFeatures(None, "cpu", batch_size=16))
+    ev = folder_evaluation(a.data, a.protocol, a.size, a.n, a.out)
     contenders = [Contender(f"pm_r{r}", model=_PatchMatchVariant(r), fingerprint=f"pm_r{r}") for r in a.radii]
     rows = ev.run(contenders)
     labels = [c.label for c in contenders] + [x for x in a.also if x not in {c.label for c in contenders}]
     rows = [r for r in rows if r["model"] in labels]
-    table = summarize(rows, labels, bucket_order(protocol), ev.metric_names, ev.realism_scores(rows, labels))
-    print(format_markdown(table, ev.metric_names))
-    overall = {t["model"]: {k: t[k] for k in ("psnr_hole", "fid", "kid") if k in t} for t in table if t.get("bucket") == "all"}
-    print(json.dumps(overall, indent=1, default=lambda x: float(np.asarray(x))))
+    print(overall_json(overall_scores(ev, rows, labels)))
     return 0
 
 

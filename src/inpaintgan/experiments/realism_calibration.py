@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inpaintgan.experiments.semantic_report import (
+from inpaintgan.experiments.common import (
     ReportError,
-    _write_text,
     command_line,
     machine,
     portable_path,
     run_cli,
+    write_text,
 )
 
 PROG = "python -m inpaintgan.experiments.realism_calibration"
@@ -162,8 +162,8 @@ def run(args, argv: list[str]) -> dict:
                   f"Self-KID x1000 of the {len(feats)} real photos: {1000 * sk:.3f} ± {1000 * ss:.3f} with independent "
                   f"subsets (StyleGAN2-ADA's form; below 0 because an image meets itself), {1000 * pk:.3f} ± "
                   f"{1000 * ps:.3f} paired (the evaluation's form)", ""]  # fmt: skip
-    _write_text(out / "tables.md", "\n".join(lines))
-    _write_text(out / "results.json", json.dumps(res, indent=2))
+    write_text(out / "tables.md", "\n".join(lines))
+    write_text(out / "results.json", json.dumps(res, indent=2))
     print("\n".join(lines))
     return res
 

@@ -30,18 +30,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
-import platform
-import re
-import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +47,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from inpaintgan.experiments.common import (
+    ReportError,
+    atomic_write,
+    batches,
+    best_values,
+    bold_cells,
+    csv_text,
+    is_label,
+    json_num,
+    machine,
+    masked,
+    md_head,
+    parse_spec,
+    portable_arg,
+    portable_path,
+    pyplot,
+    run_cli,
+    save_grid,
+    save_plot,
+    u8,
+    write_text,
+)
+from inpaintgan.experiments.common import command_line as common_command_line
+
 PROG = "python -m inpaintgan.experiments.semantic_report"
 DEFAULT_PROTOCOLS = ("center", "freeform_buckets")
 #: per-image metrics (hole pixels only) and whether higher is better
@@ -63,17 +81,10 @@ ALL = "all"
 SEMANTIC = ("yeh", "collab")
 
 
-class ReportError(ValueError):
-    """A problem with the inputs, reported in one line (exit code 2), without a traceback."""
-
-
 # ------------------------------------------------------------------------------------- arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inpaintgan.eval.protocols import PROTOCOLS
-    from inpaintgan.methods.semantic import BLENDS, STOP_RULES
-
     p = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
             "    --out docs/eval/semantic_fmnist"
         ),
     )
+    for add in (_model_options, _data_options, _search_options, _refine_options, _run_options):
+        add(p)
+    return p
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """Options: --base, --shaped, --model."""
     g = p.add_argument_group("models")
     g.add_argument("--base", required=True, metavar="PATH",
                    help="the base semantic model file (.safetensors from 'inpaintgan export'): searches, refines (collab)")  # fmt: skip
@@ -124,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an extra reference: a model file, a zoo name or a baseline (ns, patchmatch, mean), run "
                    "through the Inpainter on the same images and holes, reported as NAME (without 'NAME=': the "
                    "file stem or the name); repeatable")  # fmt: skip
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """Options: the test images and the mask protocols."""
+    from inpaintgan.eval.protocols import PROTOCOLS
 
     g = p.add_argument_group("data and masks")
     g.add_argument("--data-root", default="", metavar="DIR",
@@ -136,90 +159,48 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0,
                    help="mask seed: image i's mask depends only on (protocol, seed, i) (default: 0)")  # fmt: skip
 
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    """Options: Yeh et al.'s z search."""
+    from inpaintgan.methods.semantic import BLENDS
+
     g = p.add_argument_group("z search (Yeh et al.; unset options: the base model's config)")
-    g.add_argument(
-        "--iterations", type=int, metavar="N", default=1000, help="Adam steps on z (default: 1000)"
-    )
-    g.add_argument(
-        "--restarts",
-        type=int,
-        metavar="N",
-        default=2,
-        help="random initial z per image, best kept (default: 2)",
-    )
-    g.add_argument(
-        "--lam",
-        type=float,
-        metavar="X",
-        default=None,
-        help="weight of the prior loss (default: model config)",
-    )
-    g.add_argument(
-        "--lr",
-        type=float,
-        metavar="X",
-        default=None,
-        help="Adam learning rate of the search (default: model config)",
-    )
-    g.add_argument(
-        "--window",
-        type=int,
-        metavar="N",
-        default=None,
-        help="importance-weight window, odd (default: model config)",
-    )
+    g.add_argument("--iterations", type=int, metavar="N", default=1000, help="Adam steps on z (default: 1000)")  # fmt: skip
+    g.add_argument("--restarts", type=int, metavar="N", default=2, help="random initial z per image, best kept (default: 2)")  # fmt: skip
+    g.add_argument("--lam", type=float, metavar="X", default=None, help="weight of the prior loss (default: model config)")  # fmt: skip
+    g.add_argument("--lr", type=float, metavar="X", default=None, help="Adam learning rate of the search (default: model config)")  # fmt: skip
+    g.add_argument("--window", type=int, metavar="N", default=None, help="importance-weight window, odd (default: model config)")  # fmt: skip
     g.add_argument("--blend", choices=BLENDS, default=None, help="blend of the fill (default: model config)")
     g.add_argument("--search-seed", type=int, metavar="SEED", default=None,
                    help="seed of the search's starting points (every batch) and of the probabilistic stopping "
                    "draws (seed + 1) (default: model config)")  # fmt: skip
 
+
+def _refine_options(p: argparse.ArgumentParser) -> None:
+    """Options: Liu et al.'s refinement."""
+    from inpaintgan.methods.semantic import STOP_RULES
+
     g = p.add_argument_group("refinement (Liu et al.; unset options: the base model's config)")
-    g.add_argument(
-        "--refine-steps",
-        type=int,
-        metavar="N",
-        default=None,
-        help="at most this many steps per image (0: none)",
-    )
-    g.add_argument(
-        "--refine-step-size",
-        type=float,
-        metavar="S",
-        default=None,
-        help="gradient step size on the activations",
-    )
+    g.add_argument("--refine-steps", type=int, metavar="N", default=None, help="at most this many steps per image (0: none)")  # fmt: skip
+    g.add_argument("--refine-step-size", type=float, metavar="S", default=None, help="gradient step size on the activations")  # fmt: skip
     g.add_argument("--stop-rule", choices=STOP_RULES, default=None,
                    help="median: stop at the discriminator's d_real_median; probabilistic; none (all steps)")  # fmt: skip
     g.add_argument("--refine-masked", action=argparse.BooleanOptionalAction, default=None,
                    help="D judges the composite (the report's masked variant) rather than G's whole image")  # fmt: skip
 
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """Options: batching, threads, outputs, the latent cache."""
     g = p.add_argument_group("run and outputs")
-    g.add_argument(
-        "--batch-size", type=int, metavar="N", default=64, help="images per search batch (default: 64)"
-    )
-    g.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        default=1,
-        help="torch CPU threads, recorded with the timings (default: 1)",
-    )
-    g.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)"
-    )
-    g.add_argument(
-        "--figure-rows",
-        type=int,
-        metavar="N",
-        default=8,
-        help="images in the figures (default: 8; 0 = no figures)",
-    )
+    g.add_argument("--batch-size", type=int, metavar="N", default=64, help="images per search batch (default: 64)")  # fmt: skip
+    g.add_argument("--threads", type=int, metavar="N", default=1, help="torch CPU threads, recorded with the timings (default: 1)")  # fmt: skip
+    g.add_argument("--out", required=True, metavar="DIR", help="output folder (created; files in it are replaced)")  # fmt: skip
+    g.add_argument("--figure-rows", type=int, metavar="N", default=8, help="images in the figures (default: 8; 0 = no figures)")  # fmt: skip
     g.add_argument("--latents", default="", metavar="DIR",
                    help="cache of the searched latents: each batch's z (and its search time) is saved there and "
                    "reused by a later run with the same base model, images, masks and search settings, so adding "
                    "a shaped variant or changing the refinement costs the refinement alone (default: no cache)")  # fmt: skip
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -229,18 +210,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def split_spec(spec: str, option: str, need_label: bool = True) -> tuple[str, str]:
     """``LABEL=VALUE`` -> (label, value). Without ``=`` (allowed when not ``need_label``): the value's
     file stem (or the value itself) as the label."""
-    label, sep, value = spec.partition("=")
-    if not sep:
-        if need_label:
-            raise ReportError(
-                f"{option} expects LABEL=PATH (e.g. 0.5=semantic_shaped_0.5.safetensors), got {spec!r}"
-            )
-        value = spec
-        label = Path(spec).stem if ("/" in spec or spec.endswith((".safetensors", ".pt", ".pth"))) else spec
-    label, value = label.strip(), value.strip()
+    label, value, labelled = parse_spec(spec)
+    if not labelled and need_label:
+        raise ReportError(
+            f"{option} expects LABEL=PATH (e.g. 0.5=semantic_shaped_0.5.safetensors), got {spec!r}"
+        )
     if not label or not value:
         raise ReportError(f"{option} expects LABEL=PATH with both parts non-empty, got {spec!r}")
-    if not re.fullmatch(r"[\w.+-]+", label):
+    if not is_label(label):
         raise ReportError(
             f"{option}: label {label!r} may hold letters, digits and . _ + - only (it names files)"
         )
@@ -250,116 +227,9 @@ def split_spec(spec: str, option: str, need_label: bool = True) -> tuple[str, st
 # ------------------------------------------------------------------------------------ small helpers
 
 
-def portable_path(path: str | Path) -> str:
-    """A path without the machine's layout: relative to the working directory when inside it, as typed
-    when relative (``../shared/data`` names no machine folder), ``~/...`` under the home folder, as is
-    under /usr/share (package data), else the bare name."""
-    p = Path(path).expanduser()
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
-    except (ValueError, OSError):
-        pass
-    if not p.is_absolute():
-        return p.as_posix()
-    try:
-        return "~/" + p.resolve().relative_to(Path.home().resolve()).as_posix()
-    except (ValueError, OSError, RuntimeError):
-        pass
-    if p.as_posix().startswith("/usr/share/"):
-        return p.as_posix()
-    return p.name
-
-
-def _portable_arg(token: str) -> str:
-    if token.startswith("-"):
-        opt, sep, val = token.partition("=")
-        return opt + sep + _portable_arg(val) if sep else token
-    if "=" in token:
-        label, _, val = token.partition("=")
-        return f"{label}={_portable_arg(val)}"
-    if "/" in token or os.sep in token or Path(token).exists():
-        return portable_path(token)
-    return token
-
-
 def command_line(argv: list[str], prog: str = PROG) -> str:
     """The command (``prog`` and ``argv``) as it would be typed, with paths made portable (:func:`portable_path`)."""
-    return " ".join([prog, *(shlex.quote(_portable_arg(a)) for a in argv)])
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
-    """``write(tmp)`` into a temporary file beside ``path`` (same suffix, so image writers know the
-    format), then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _csv_text(rows: list[dict], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: _fmt_csv(r.get(k)) for k in columns})
-    return buf.getvalue()
-
-
-def _fmt_csv(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def _json_num(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
-
-
-def machine() -> dict:
-    """CPU model, cores, threads and versions: ``benchmarks/machine.py``'s helper where importable (the
-    repository root is the working directory), else the same facts from :mod:`platform`."""
-    try:
-        from benchmarks.machine import machine_info
-
-        return machine_info("cpu")
-    except Exception:  # not run from the repository root, or a library missing: platform facts
-        cpu = platform.processor() or platform.machine() or "?"
-        try:
-            m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-            cpu = m.group(1).strip() if m else cpu
-        except OSError:
-            pass
-        return {
-            "cpu": cpu,
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "omp_threads": os.environ.get("OMP_NUM_THREADS", "(unset)"),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "device": "cpu",
-        }
+    return common_command_line(argv, prog)
 
 
 def fid_extractor() -> tuple[Callable[[Tensor], np.ndarray] | None, str]:
@@ -628,23 +498,14 @@ def format_markdown(table: list[dict], header: str, fid: dict | None, fid_reason
     for proto in dict.fromkeys(e["protocol"] for e in table):
         lines += [f"## {proto}", ""]
         heads = ["variant", "bucket", "n", "hole %", *(c[1] for c in cols)] + (["FID ↓", "KID×1000 ↓"] if fid else [])
-        lines += [
-            "| " + " | ".join(heads) + " |",
-            "|" + "|".join(["---"] * 2 + ["---:"] * (len(heads) - 2)) + "|",
-        ]
+        lines += md_head(heads)
         entries = [e for e in table if e["protocol"] == proto]
         for bucket in dict.fromkeys(e["bucket"] for e in entries):
             group = [e for e in entries if e["bucket"] == bucket]
-            best = {}
-            for key, _, fmt, better in cols:
-                vals = [e[key] for e in group if not math.isnan(e[key])]
-                if better is not None and len(vals) > 1:
-                    best[key] = fmt.format(better(vals))
+            best = best_values(group, cols)
             for e in group:
                 cells = [e["variant"], bucket, str(e["count"]), f"{100 * e['hole_ratio']:.1f}"]
-                for key, _, fmt, _ in cols:
-                    s = "–" if math.isnan(e[key]) else fmt.format(e[key])
-                    cells.append(f"**{s}**" if best.get(key) == s else s)
+                cells += bold_cells(e, cols, best)
                 if fid:  # set-level realism over all images of the protocol (paired KID: mean ± std over subsets)
                     v = fid.get(proto, {}).get(e["variant"]) if bucket == ALL else None
                     if v is None:
@@ -660,12 +521,6 @@ def format_markdown(table: list[dict], header: str, fid: dict | None, fid_reason
 
 
 # ------------------------------------------------------------------------------------------ figures
-
-
-def _u8(t: Tensor) -> np.ndarray:
-    from inpaintgan.eval.runner import to_uint8
-
-    return to_uint8(t)
 
 
 def shaping_epochs(labels: list[str]) -> dict[str, float] | None:
@@ -684,11 +539,7 @@ def shaping_plot(table: list[dict], proto: str, epochs: dict[str, float], path: 
     """Hole PSNR, hole SSIM and refinement steps against the shaping length (epochs), one point per
     shaped discriminator; collab (the unshaped discriminator) at 0 and the search's proposal (yeh) as a
     dashed line: the report's question of how much shaping the refinement needs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = {e["variant"]: e for e in table if e["protocol"] == proto and e["bucket"] == ALL}
     pts = sorted([(0.0, "collab")] + [(x, v) for v, x in epochs.items()])
     panels = [("psnr_hole", "hole PSNR (dB)"), ("ssim_hole", "hole SSIM"), ("steps", "refinement steps")]
@@ -705,14 +556,11 @@ def shaping_plot(table: list[dict], proto: str, epochs: dict[str, float], path: 
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{proto}: refinement quality vs shaping length", fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return save_plot(fig, path, dpi=100)
 
 
 def write_figures(out_dir: Path, proto: str, fig: dict[str, Tensor], images: Tensor, masks: Tensor,
                   variants: list[str], best_shaped: str | None) -> list[Path]:  # fmt: skip
-    from inpaintgan.eval import report
     from inpaintgan.methods.semantic import refinement_heatmap, report_figure
     from inpaintgan.training.logging import masked_input_view
 
@@ -728,14 +576,9 @@ def write_figures(out_dir: Path, proto: str, fig: dict[str, Tensor], images: Ten
                 out_dir / f"figure_{proto}{suffix}.png", lambda tmp, img=img: img.save(tmp, format="PNG")
             )
         )
-    rows = []
-    for j in range(images.shape[0]):
-        gt = _u8(images[j])
-        rows.append([report.masked_input(gt, masks[j, 0].numpy()), *(_u8(fig[v][j]) for v in variants), gt])
-    path = out_dir / f"comparison_{proto}.png"
-    written.append(
-        atomic_write(path, lambda tmp: report.comparison_figure(rows, ["input", *variants, "original"], tmp))
-    )
+    rows = [[masked(images[j], masks[j]), *(u8(fig[v][j]) for v in variants), u8(images[j])]
+            for j in range(images.shape[0])]  # fmt: skip
+    written.append(save_grid(out_dir / f"comparison_{proto}.png", rows, ["input", *variants, "original"]))
     return written
 
 
@@ -771,13 +614,32 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ReportError(f"--refine-steps must be >= 0, got {args.refine_steps}")
 
 
-def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Report:
-    """Run the experiment described by parsed ``args`` (``argv``: the command line to record)."""
-    from tqdm.auto import tqdm
+@dataclass
+class Plan:
+    """What a run needs, built from the arguments (:func:`build_plan`) before anything is timed."""
 
-    from inpaintgan import metrics as M
-    from inpaintgan.baselines import get_baseline, resolve_model
-    from inpaintgan.eval.protocols import bucket_label, get_protocol
+    variants: list[str]  # references, yeh, collab, shaped-*
+    shaped_labels: list[str]
+    model_specs: list[tuple[str, str]]  # --model (label, spec)
+    protocols: dict[str, Any]  # name -> MaskProtocol
+    base: Any  # the base SemanticInpainting
+    refiners: dict[str, Any]  # collab / shaped-LABEL -> the method whose discriminator refines
+    shaped_info: list[dict]
+    refs: dict[str, Callable[[Tensor, Tensor], Tensor]]  # telea and --model
+    settings: Settings
+    images: Tensor  # (n, 1, S, S) in [0, 1]
+    fid_fn: Callable[[Tensor], np.ndarray] | None
+    fid_reason: str
+    out_dir: Path
+
+    @property
+    def size(self) -> int:
+        return self.base.image_size
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    """Check the arguments, name the variants, load the models, the references and the test images."""
+    from inpaintgan.eval.protocols import get_protocol
 
     _check_args(args)
     shaped_specs = [split_spec(s, "--shaped") for s in args.shaped]
@@ -798,61 +660,119 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
         raise ReportError(
             f"--base {args.base} has {base.channels} channels; Fashion-MNIST is grayscale (1 channel)"
         )
+    refiners, shaped_info = load_refiners(base, shaped_specs, shaped_labels)
+    refs = load_references(model_specs)
+    s = Settings.from_args(args, base.cfg)
+    x_all = load_images(args.data_root, args.n, base.image_size)
+    fid_fn, fid_reason = fid_extractor()
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return Plan(variants, shaped_labels, model_specs, protocols, base, refiners, shaped_info, refs, s, x_all,
+                fid_fn, fid_reason, out_dir)  # fmt: skip
+
+
+def load_refiners(base, shaped_specs: list[tuple[str, str]], shaped_labels: list[str]) -> tuple[dict[str, Any], list[dict]]:
+    """``collab`` (the base) and one ``shaped-LABEL`` per --shaped file; and what each shaped file is."""
     refiners = {"collab": base}
     shaped_info = []
     for (label, path), name in zip(shaped_specs, shaped_labels):
         refiners[name] = load_shaped(base, label, path)
         shaped_info.append({"label": label, "variant": name, "path": portable_path(path),
-                            "d_real_median": _json_num(float(refiners[name].d_real_median))})  # fmt: skip
+                            "d_real_median": json_num(float(refiners[name].d_real_median))})  # fmt: skip
+    return refiners, shaped_info
+
+
+def load_references(model_specs: list[tuple[str, str]]) -> dict[str, Callable[[Tensor, Tensor], Tensor]]:
+    """``telea`` and every --model, as ``(images, masks) -> composite`` on the CPU."""
+    from inpaintgan.baselines import get_baseline, resolve_model
+
     refs: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"telea": get_baseline("telea")}
     for label, spec in model_specs:
         try:
             refs[label] = resolve_model(spec, "cpu")
         except ImportError as e:  # an optional baseline's package is missing
             raise ReportError(f"--model {label}: cannot run here: {e}") from None
-    s = Settings.from_args(args, base.cfg)
-    size = base.image_size
-    x_all = load_images(args.data_root, args.n, size)
-    fid_fn, fid_reason = fid_extractor()
+    return refs
 
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n, bs = x_all.shape[0], args.batch_size
-    starts = list(range(0, n, bs))
-    rows: list[dict] = []
+
+def run_references(refs: dict[str, Callable[[Tensor, Tensor], Tensor]], images: Tensor, masks: Tensor) -> dict[str, VariantResult]:
+    """Each reference on the batch, timed (its whole run)."""
+    res: dict[str, VariantResult] = {}
+    for label, fn in refs.items():
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            y = fn(images, masks)
+        dt = time.perf_counter() - t0
+        y = y.detach().float().cpu()
+        if y.shape != images.shape:
+            raise ReportError(
+                f"model {label!r} returned shape {tuple(y.shape)}, expected {tuple(images.shape)}"
+            )
+        res[label] = VariantResult(y, dt, dt)
+    return res
+
+
+def run_batch(plan: Plan, args: argparse.Namespace, images: Tensor, masks: Tensor) -> dict[str, VariantResult]:
+    """Every variant on one batch: the references, then the search (or its cached latent) and the refinements."""
+    res = run_references(plan.refs, images, masks)
+    cache = Path(args.latents) if args.latents else None
+    key = latent_cache_key(args.base, images, masks, plan.settings) if cache is not None else ""
+    res.update(semantic_batch(plan.base, plan.refiners, images, masks, plan.settings, cache, key))
+    return res
+
+
+def image_rows(pname: str, proto, idx: list[int], masks: Tensor, scored: dict[str, dict[str, Tensor]],
+               res: dict[str, VariantResult], variants: list[str]) -> list[dict]:  # fmt: skip
+    """per_image.csv's rows of one batch: one per image and variant."""
+    ratios = masks.flatten(1).mean(1)
+    rows = []
+    for j, i in enumerate(idx):
+        r = float(ratios[j])
+        for v in variants:
+            row = {
+                "protocol": pname,
+                "index": i,
+                "variant": v,
+                "hole_ratio": r,
+                "bucket": proto.bucket(r),
+            }
+            row.update({m: float(scored[v][m][j]) for m in METRICS})
+            vr = res[v]
+            row["d_proposal"] = None if vr.d_proposal is None else float(vr.d_proposal[j])
+            row["d_refined"] = None if vr.d_refined is None else float(vr.d_refined[j])
+            row["steps"] = None if vr.steps is None else int(vr.steps[j])
+            rows.append(row)
+    return rows
+
+
+def run_batches(plan: Plan, args: argparse.Namespace, rep: Report) -> tuple[dict, float]:
+    """Every protocol and batch (after an untimed warm-up): rows, images, masks and outputs into ``rep``.
+    Returns (timing: protocol -> variant -> seconds, seconds_total, images; wall-clock seconds)."""
+    from tqdm.auto import tqdm
+
+    from inpaintgan import metrics as M
+
+    x_all, size, variants = plan.images, plan.size, plan.variants
+    n = x_all.shape[0]
+    todo = batches(n, args.batch_size)
     timing: dict[str, dict[str, dict[str, float]]] = {}
-    rep = Report(out_dir, variants, rows, [])
     bar = tqdm(
-        total=len(protocols) * len(starts), desc="semantic_report", unit="batch", disable=args.no_progress
+        total=len(plan.protocols) * len(todo), desc="semantic_report", unit="batch", disable=args.no_progress
     )
-    first = next(iter(protocols.values()))
-    warm_up(refs, base, refiners, x_all[:1], first.masks([0], size, size), s, search=not args.latents)
+    first = next(iter(plan.protocols.values()))
+    warm_up(plan.refs, plan.base, plan.refiners, x_all[:1], first.masks([0], size, size), plan.settings,
+            search=not args.latents)  # fmt: skip
     t_run = time.perf_counter()
     try:
-        for pname, proto in protocols.items():
+        for pname, proto in plan.protocols.items():
             masks_all = proto.masks(range(n), size, size)
             outs = {v: torch.empty_like(x_all) for v in variants}
             timing[pname] = {v: {"seconds": 0.0, "seconds_total": 0.0, "images": 0} for v in variants}
             bar.set_postfix(protocol=pname, refresh=False)
-            for i0 in starts:
-                idx = list(range(i0, min(i0 + bs, n)))
+            for idx in todo:
                 images, masks = x_all[idx], masks_all[idx]
-                res: dict[str, VariantResult] = {}
-                for label, fn in refs.items():
-                    t0 = time.perf_counter()
-                    with torch.no_grad():
-                        y = fn(images, masks)
-                    dt = time.perf_counter() - t0
-                    y = y.detach().float().cpu()
-                    if y.shape != images.shape:
-                        raise ReportError(
-                            f"model {label!r} returned shape {tuple(y.shape)}, expected {tuple(images.shape)}"
-                        )
-                    res[label] = VariantResult(y, dt, dt)
-                cache = Path(args.latents) if args.latents else None
-                key = latent_cache_key(args.base, images, masks, s) if cache is not None else ""
-                res.update(semantic_batch(base, refiners, images, masks, s, cache, key))
-                ratios = masks.flatten(1).mean(1)
+                res = run_batch(plan, args, images, masks)
                 scored = {v: M.compute_all(res[v].out, images, masks) for v in variants}
                 for v in variants:
                     outs[v][idx] = res[v].out.detach().float().cpu()
@@ -860,54 +780,53 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
                     t["seconds"] += res[v].seconds
                     t["seconds_total"] += res[v].seconds_total
                     t["images"] += len(idx)
-                for j, i in enumerate(idx):
-                    r = float(ratios[j])
-                    for v in variants:
-                        row = {
-                            "protocol": pname,
-                            "index": i,
-                            "variant": v,
-                            "hole_ratio": r,
-                            "bucket": proto.bucket(r),
-                        }
-                        row.update({m: float(scored[v][m][j]) for m in METRICS})
-                        vr = res[v]
-                        row["d_proposal"] = None if vr.d_proposal is None else float(vr.d_proposal[j])
-                        row["d_refined"] = None if vr.d_refined is None else float(vr.d_refined[j])
-                        row["steps"] = None if vr.steps is None else int(vr.steps[j])
-                        rows.append(row)
+                rep.rows.extend(image_rows(pname, proto, idx, masks, scored, res, variants))
                 bar.update(1)
             rep.images[pname], rep.masks[pname], rep.outputs[pname] = x_all, masks_all, outs
     finally:
         bar.close()
-    wall = time.perf_counter() - t_run
+    return timing, time.perf_counter() - t_run
 
-    orders = {p: [bucket_label(b) for b in proto.buckets] for p, proto in protocols.items()}
-    table = summarize(rows, orders, variants, timing)
-    rep.table = table
+
+def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Report:
+    """Run the experiment described by parsed ``args`` (``argv``: the command line to record): build the
+    plan, run every batch, summarise (means, FID/KID), write the files."""
+    from inpaintgan.eval.protocols import bucket_label
+
+    plan = build_plan(args)
+    rep = Report(plan.out_dir, plan.variants, [], [])
+    timing, wall = run_batches(plan, args, rep)
+
+    orders = {p: [bucket_label(b) for b in proto.buckets] for p, proto in plan.protocols.items()}
+    rep.table = summarize(rep.rows, orders, plan.variants, timing)
     fid: dict[str, dict[str, dict[str, float]]] = {}
-    if fid_fn is not None:
-        for pname in protocols:
-            fid[pname] = realism_scores(fid_fn, rep.images[pname], rep.outputs[pname])
+    if plan.fid_fn is not None:
+        for pname in plan.protocols:
+            fid[pname] = realism_scores(plan.fid_fn, rep.images[pname], rep.outputs[pname])
 
-    # ---- files
-    per_cols = ["protocol", "index", "variant", "hole_ratio", "bucket", *METRICS, *EXTRAS]
-    _write_text(out_dir / "per_image.csv", _csv_text(rows, per_cols))
-    _write_text(out_dir / "results.csv", _csv_text(table, TABLE_COLUMNS))
-    info = machine()
+    write_report(rep, plan, args, argv, timing, wall, fid)
+    return rep
+
+
+# ------------------------------------------------------------------------------------------- files
+
+
+def settings_json(plan: Plan, args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """results.json's ``settings``: the command line, the data, protocols, search and refinement."""
+    s = plan.settings
     argv = list(argv) if argv is not None else None
-    settings = {
+    return {
         "command": command_line(argv) if argv is not None else None,
         "data": {
             "dataset": "fashion_mnist",
             "split": "test (t10k)",
             "root": portable_path(args.data_root) if args.data_root else "(default)",
-            "n": n,
-            "image_size": size,
+            "n": plan.images.shape[0],
+            "image_size": plan.size,
             "channels": 1,
             "resize": "bicubic 28 -> image_size, align_corners=False, clamp [0, 1]",
         },
-        "protocols": list(protocols),
+        "protocols": list(plan.protocols),
         "mask_seed": args.seed,
         "search": {
             k: getattr(s, k)
@@ -917,21 +836,30 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
             k: getattr(s, k)
             for k in ("refine_steps", "refine_step_size", "stop_rule", "refine_masked", "refine_layer")
         },
-        "batch_size": bs,
+        "batch_size": args.batch_size,
         "threads": int(args.threads),
         "figure_rows": args.figure_rows,
-        "out": portable_path(out_dir),
+        "out": portable_path(plan.out_dir),
     }
-    models = {
+
+
+def models_json(plan: Plan, args: argparse.Namespace) -> dict:
+    """results.json's ``models``: the base (file, median, config), the shaped files, the references."""
+    base = plan.base
+    return {
         "base": {
             "path": portable_path(args.base),
-            "d_real_median": _json_num(float(base.d_real_median)),
+            "d_real_median": json_num(float(base.d_real_median)),
             "config": {k: getattr(base.cfg, k) for k in ("z_dim", "ngf", "ndf", "z_prior")},
         },
-        "shaped": shaped_info,
+        "shaped": plan.shaped_info,
         "references": [{"variant": "telea", "model": "telea"}]
-        + [{"variant": label, "model": _portable_arg(spec)} for label, spec in model_specs],
+        + [{"variant": label, "model": portable_arg(spec)} for label, spec in plan.model_specs],
     }
+
+
+def timing_json(timing: dict, wall: float) -> dict:
+    """results.json's ``timing``: seconds per image per protocol and variant, and what they measure."""
     timing_out = {
         p: {v: {"sec_per_image": t["seconds"] / max(1, t["images"]), "sec_per_image_total": t["seconds_total"] / max(1, t["images"])}
             for v, t in tv.items()}
@@ -940,26 +868,19 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
     timing_note = ("seconds per image, wall clock, batch time / batch size: yeh = the z search; collab and shaped-* = "
                    "their refinement alone (sec_per_image) and with the shared search (sec_per_image_total); "
                    "references = their whole run; after one untimed warm-up pass on one image")  # fmt: skip
-    results = {
-        "experiment": "semantic_report (issue #9)",
-        "settings": settings,
-        "models": models,
-        "variants": variants,
-        "machine": info,
-        "timing": {"note": timing_note, "wall_seconds": wall, **timing_out},
-        "unavailable": {"fid": fid_reason} if fid_reason else {},
-        "realism": fid or None,  # protocol -> variant -> {fid, kid, kid_std} (whole images, paired KID)
-        "results": [{k: _json_num(v) for k, v in e.items()} for e in table],
-    }
-    rep.results = results
-    _write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    header = "\n".join([
+    return {"note": timing_note, "wall_seconds": wall, **timing_out}
+
+
+def markdown_header(plan: Plan, args: argparse.Namespace, settings: dict, info: dict) -> str:
+    """results.md's title and the lines on the settings above the tables."""
+    s, n, size = plan.settings, plan.images.shape[0], plan.size
+    return "\n".join([
         f"# Semantic inpainting + collaborative sampling: Fashion-MNIST test, first {n} images, {size}x{size}",
         "",
         f"Search: {s.iterations} iterations x {s.restarts} restarts (lam {s.lam:g}, lr {s.lr:g}, seed {s.search_seed}); "
         f"refinement: at most {s.refine_steps} steps of {s.refine_step_size:g} after generator block {s.refine_layer}, "
         f"stop rule {s.stop_rule}, {'masked' if s.refine_masked else 'unmasked'}; mask seed {args.seed}; "
-        f"batch {bs}; {int(args.threads)} thread(s) on {info.get('cpu', '?')}.",
+        f"batch {args.batch_size}; {int(args.threads)} thread(s) on {info.get('cpu', '?')}.",
         "",
         "Metrics over hole pixels only; D(.) = the variant's discriminator's mean logit (yeh, collab: the base's); "
         "s/img: the variant's own time (collab/shaped: the refinement alone), total: with the shared search. "
@@ -967,50 +888,58 @@ def run_report(args: argparse.Namespace, argv: list[str] | None = None) -> Repor
         "",
         f"Command: `{settings['command'] or '(API call)'}`",
     ])  # fmt: skip
-    md = format_markdown(table, header, fid or None, fid_reason)
-    _write_text(out_dir / "results.md", md)
+
+
+def write_all_figures(rep: Report, plan: Plan, figure_rows: int) -> None:
+    """Per protocol: the figures of collab and of the best shaped variant, the comparison grid, and the
+    shaping plot where every shaped label is a number of epochs (two or more)."""
+    k = min(figure_rows, plan.images.shape[0])
+    shaped_labels = plan.shaped_labels
+    for pname in plan.protocols:
+        means = {
+            e["variant"]: e["psnr_hole"] for e in rep.table if e["protocol"] == pname and e["bucket"] == ALL
+        }
+        best = max(shaped_labels, key=lambda v: means[v]) if shaped_labels else None
+        fig = {v: rep.outputs[pname][v][:k] for v in plan.variants}
+        write_figures(plan.out_dir, pname, fig, rep.images[pname][:k], rep.masks[pname][:k], plan.variants, best)
+        epochs = shaping_epochs(shaped_labels)
+        if epochs and len(epochs) >= 2:
+            shaping_plot(rep.table, pname, epochs, plan.out_dir / f"shaping_{pname}.png")
+
+
+def write_report(rep: Report, plan: Plan, args: argparse.Namespace, argv: list[str] | None, timing: dict,
+                 wall: float, fid: dict) -> None:  # fmt: skip
+    """per_image.csv, results.csv, results.json, results.md and the figures; the table printed."""
+    out_dir, table = plan.out_dir, rep.table
+    per_cols = ["protocol", "index", "variant", "hole_ratio", "bucket", *METRICS, *EXTRAS]
+    write_text(out_dir / "per_image.csv", csv_text(rep.rows, per_cols))
+    write_text(out_dir / "results.csv", csv_text(table, TABLE_COLUMNS))
+    info = machine()
+    settings = settings_json(plan, args, argv)
+    results = {
+        "experiment": "semantic_report (issue #9)",
+        "settings": settings,
+        "models": models_json(plan, args),
+        "variants": plan.variants,
+        "machine": info,
+        "timing": timing_json(timing, wall),
+        "unavailable": {"fid": plan.fid_reason} if plan.fid_reason else {},
+        "realism": fid or None,  # protocol -> variant -> {fid, kid, kid_std} (whole images, paired KID)
+        "results": [{k: json_num(v) for k, v in e.items()} for e in table],
+    }
+    rep.results = results
+    write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    md = format_markdown(table, markdown_header(plan, args, settings, info), fid or None, plan.fid_reason)
+    write_text(out_dir / "results.md", md)
 
     if args.figure_rows > 0:
-        k = min(args.figure_rows, n)
-        for pname in protocols:
-            means = {
-                e["variant"]: e["psnr_hole"] for e in table if e["protocol"] == pname and e["bucket"] == ALL
-            }
-            best = max(shaped_labels, key=lambda v: means[v]) if shaped_labels else None
-            fig = {v: rep.outputs[pname][v][:k] for v in variants}
-            write_figures(out_dir, pname, fig, rep.images[pname][:k], rep.masks[pname][:k], variants, best)
-            epochs = shaping_epochs(shaped_labels)
-            if epochs and len(epochs) >= 2:
-                shaping_plot(table, pname, epochs, out_dir / f"shaping_{pname}.png")
+        write_all_figures(rep, plan, args.figure_rows)
 
     print(md)  # ends with "fid: unavailable (...)" where FID cannot run, as inpaintgan eval prints it
     print(
         f"\nwrote per_image.csv, results.csv, results.md, results.json and figures to {out_dir}",
         file=sys.stderr,
     )
-    return rep
-
-
-def run_cli(name: str, parse: Callable, run: Callable, argv: list[str] | None) -> int:
-    """An experiment runner's command line (shared by the runners in this package): parse ``argv``
-    (usage errors: argparse's message, exit 2), run, and turn input problems into one line
-    ``NAME: error: ...`` with exit code 2 instead of a traceback."""
-    from inpaintgan.checkpoints import CheckpointError
-    from inpaintgan.config import ConfigError
-    from inpaintgan.registry import UnknownNameError
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse(argv)
-    try:
-        run(args, argv)
-    except (ReportError, CheckpointError, ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
-            ValueError) as e:  # fmt: skip
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
