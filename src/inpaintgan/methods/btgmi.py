@@ -35,9 +35,8 @@ empty; where it is silent we follow its anchors, pix2pixHD (Wang et al. 2018, NV
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from inpaintgan.losses import masked_l1, masked_mse
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
+from inpaintgan.tensors import frozen
 
 OUTPUTS = ("tanh", "sigmoid")
 ALA_KINDS = ("none", "linear", "exponential")
@@ -361,19 +361,6 @@ class MultiscaleDiscriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------- patch perceptual loss
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[nn.Module]:
-    """No gradients into ``module``'s parameters inside the block; their flags are restored after."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, f in flags:
-            p.requires_grad_(f)
 
 
 def ppl_boxes(region: Tensor, context: float = 2.0, min_side: float = 4.0) -> tuple[Tensor, Tensor, Tensor]:

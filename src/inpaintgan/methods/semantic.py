@@ -56,6 +56,7 @@ from inpaintgan.losses import d_loss, g_loss
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
+from inpaintgan.tensors import eval_mode, to_uint8
 
 Z_PRIORS = ("uniform", "normal")
 STOP_RULES = ("median", "probabilistic", "none")
@@ -206,10 +207,7 @@ def heatmap_to_rgb(heatmap: Tensor, cmap: str = "inferno") -> Tensor:
 
 def _to_rgb_u8(t: Tensor) -> np.ndarray:
     """(N, 1|3, H, W) in [0, 1] -> uint8 (N, H, W, 3)."""
-    t = t.detach().float().cpu().clamp(0, 1)
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
-    return (t.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    return to_uint8(t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t)
 
 
 REPORT_COLUMNS = ("input", "proposal", "heatmap", "refined", "original")
@@ -258,19 +256,6 @@ def report_figure(
 
 
 # ------------------------------------------------------------------------------------------ method
-
-
-@contextlib.contextmanager
-def _eval_mode(*modules: nn.Module):
-    """Eval mode inside the block; every submodule's own flag restored after it."""
-    saved = [(m, m.training) for mod in modules for m in mod.modules()]
-    for mod in modules:
-        mod.eval()
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
 
 
 @register_method("semantic")
@@ -358,7 +343,7 @@ class SemanticInpainting(InpaintMethod):
         """Liu et al.'s discriminator shaping on inpaintings: refined composites (fake) vs real."""
         cfg = self.cfg
         n = real.shape[0]
-        with _eval_mode(self.generator, self.discriminator):
+        with eval_mode(self.generator, self.discriminator):
             with torch.no_grad():
                 threshold = self.discriminator(real).float().quantile(0.5)  # the current D's median
             if cfg.shaping_search_iterations > 0:
@@ -382,7 +367,7 @@ class SemanticInpainting(InpaintMethod):
 
     @torch.no_grad()
     def _calibrate(self, real: Tensor) -> float:
-        with _eval_mode(self.discriminator):
+        with eval_mode(self.discriminator):
             med = self.discriminator(real).float().quantile(0.5)
         self.d_real_median.fill_(float(med))
         return float(med)
@@ -558,7 +543,7 @@ class SemanticInpainting(InpaintMethod):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode(False))  # the Inpainter calls inpaint in inference mode
         stack.enter_context(torch.enable_grad())  # the trainer's validation calls it under no_grad
-        stack.enter_context(_eval_mode(self.generator, self.discriminator))
+        stack.enter_context(eval_mode(self.generator, self.discriminator))
         return stack
 
     def _prepare(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -581,8 +566,7 @@ class SemanticInpainting(InpaintMethod):
 
             blended = []
             for i in range(out.shape[0]):
-                orig = (image[i].detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-                fill = (out[i].detach().float().cpu().permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                orig, fill = to_uint8(image[i]), to_uint8(out[i])  # out is already in [0, 1]
                 hole = mask[i, 0].detach().cpu().numpy() > 0.5
                 if orig.shape[2] == 1:
                     orig, fill = orig[:, :, 0], fill[:, :, 0]
@@ -652,7 +636,7 @@ class SemanticInpainting(InpaintMethod):
         """n unconditional DCGAN samples in [0, 1] (eval mode), from a seeded generator."""
         gen = torch.Generator().manual_seed(self.cfg.seed if seed is None else int(seed))
         dev = self.d_real_median.device
-        with _eval_mode(self.generator):
+        with eval_mode(self.generator):
             return ((self.generator(self.sample_z(n, gen, dev)) + 1) / 2).clamp(0, 1)
 
     def extra_state_for_export(self) -> dict:

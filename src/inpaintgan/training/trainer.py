@@ -30,6 +30,7 @@ from inpaintgan.finite import NonFiniteError
 from inpaintgan.masks import build_mask_generator
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
+from inpaintgan.tensors import eval_mode, frozen
 from inpaintgan.training import distributed as D
 from inpaintgan.training.logging import MetricLogger, format_postfix, make_grid, masked_input_view, save_image
 from inpaintgan.training.state import checkpoint_step, find_resume, list_checkpoints, save_checkpoint
@@ -86,6 +87,7 @@ class TrainContext:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # The methods' own randomness (latent codes, interpolation factors, noise) comes from here.
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self._frozen: dict[int, list] = {}  # id(module) -> open freeze() blocks, innermost last
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -108,29 +110,23 @@ class TrainContext:
         self.scaler.step(opt)
         self.scaler.update()
 
-    @staticmethod
-    def freeze(module: nn.Module) -> None:
-        """Stop gradients into ``module`` (e.g. the discriminator during the generator's step)."""
-        for p in module.parameters():
-            p.requires_grad_(False)
+    def freeze(self, module: nn.Module) -> None:
+        """Stop gradients into ``module`` (e.g. the discriminator during the generator's step) until
+        :meth:`unfreeze`; each parameter's ``requires_grad`` is remembered. Calls may nest."""
+        block = frozen(module)
+        block.__enter__()
+        self._frozen.setdefault(id(module), []).append(block)
 
-    @staticmethod
-    def unfreeze(module: nn.Module) -> None:
-        for p in module.parameters():
-            p.requires_grad_(True)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module):
-    """Eval mode inside the block; every submodule's own train/eval flag restored after it (a plain
-    ``module.train()`` would switch frozen networks back to train mode and move their BN statistics)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, flag in modes:
-            m.training = flag
+    def unfreeze(self, module: nn.Module) -> None:
+        """Undo the latest :meth:`freeze` of ``module``: every parameter gets back the ``requires_grad``
+        it had then (a network the phase froze stays frozen). Without a matching freeze: all on."""
+        blocks = self._frozen.get(id(module))
+        if not blocks:
+            module.requires_grad_(True)
+            return
+        blocks.pop().__exit__(None, None, None)
+        if not blocks:
+            del self._frozen[id(module)]
 
 
 def lr_factor(schedule: str, step: int, total: int, min_factor: float) -> float:
