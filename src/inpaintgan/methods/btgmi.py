@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintgan.losses import masked_l1, masked_mse
+from inpaintgan.masks import hole_bboxes
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
@@ -369,15 +370,8 @@ def ppl_boxes(region: Tensor, context: float = 2.0, min_side: float = 4.0) -> tu
     it) and ``wide`` (``context`` x that side); both clamped to the image side and shifted inside it.
     Also (N,) bool: the sample has a hole."""
     n, _, h, w = region.shape
-    hole = region[:, 0] > 0.5
-    rows, cols = hole.any(dim=2), hole.any(dim=1)  # (N, H), (N, W)
-    ar_h = torch.arange(h, device=region.device, dtype=torch.float32)
-    ar_w = torch.arange(w, device=region.device, dtype=torch.float32)
-    y0 = torch.where(rows, ar_h, float(h)).amin(1)
-    y1 = torch.where(rows, ar_h, -1.0).amax(1) + 1
-    x0 = torch.where(cols, ar_w, float(w)).amin(1)
-    x1 = torch.where(cols, ar_w, -1.0).amax(1) + 1
-    nonempty = rows.any(1)
+    boxes, nonempty = hole_bboxes(region)
+    y0, x0, y1, x1 = boxes.to(torch.float32).unbind(1)
     y0, y1 = torch.where(nonempty, y0, 0.0), torch.where(nonempty, y1, float(h))
     x0, x1 = torch.where(nonempty, x0, 0.0), torch.where(nonempty, x1, float(w))
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
