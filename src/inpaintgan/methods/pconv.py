@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from inpaintgan.losses import d_loss, g_loss, hole_ssim_loss, masked_mse
 from inpaintgan.methods.base import InpaintMethod, Phase
-from inpaintgan.nn.blocks import ConvBNAct
+from inpaintgan.nn.blocks import StridedConvDiscriminator
 from inpaintgan.nn.partial_conv import PartialConv2d
 from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
@@ -185,26 +185,13 @@ class PConvUNet(nn.Module):
 # -------------------------------------------------------------------------------- discriminators
 
 
-class _ConvStack(nn.Module):
-    """5x5 stride-2 convolutions (BatchNorm after the first, LeakyReLU 0.2), flattened."""
+class RegionDiscriminator(StridedConvDiscriminator):
+    """One region's discriminator, the family's configuration from the report: 5x5 stride-2
+    convolutions (BatchNorm after the first, LeakyReLU 0.2), flattened (no fully connected layer: the
+    three regions' features are fused by :class:`TwoRegionDiscriminator`); layers under ``net``."""
 
     def __init__(self, in_channels: int, filters: Sequence[int], height: int, width: int):
-        super().__init__()
-        layers, c = [], in_channels
-        for i, f in enumerate(filters):
-            layers.append(ConvBNAct(c, f, 5, 2, bn=i > 0, act="lrelu"))
-            c = f
-        self.net = nn.Sequential(*layers)
-        self.height, self.width = height, width
-        oh, ow = height, width
-        for _ in filters:  # 5x5, stride 2, padding 2: ceil(n / 2)
-            oh, ow = math.ceil(oh / 2), math.ceil(ow / 2)
-        self.out_features = c * oh * ow
-
-    def forward(self, x: Tensor) -> Tensor:  # (N, C, height, width) -> (N, out_features)
-        if tuple(x.shape[-2:]) != (self.height, self.width):
-            raise ValueError(f"discriminator expects {self.height}x{self.width} inputs, got {tuple(x.shape[-2:])}")
-        return torch.flatten(self.net(x), 1)
+        super().__init__(in_channels, filters, (height, width), act="lrelu", bn_from=1, stack="net")
 
 
 class TwoRegionDiscriminator(nn.Module):
@@ -216,13 +203,13 @@ class TwoRegionDiscriminator(nn.Module):
         n_global = max(1, int(round(math.log2(image_size / 4))))  # down to ~4x4 (5 layers at 128 px)
         filters = _filters(DISCRIMINATOR_FILTERS, n_global, width)
         self.third = image_size // 3  # the same split as masks.two_rect
-        self.global_d = _ConvStack(channels, filters, image_size, image_size)
+        self.global_d = RegionDiscriminator(channels, filters, image_size, image_size)
         self.local = local
         n_feat = self.global_d.out_features
         if local:
             local_filters = filters[: max(1, n_global - 1)]  # one layer fewer: the regions are smaller
-            self.left_d = _ConvStack(channels, local_filters, image_size, self.third)
-            self.right_d = _ConvStack(channels, local_filters, image_size, image_size - self.third)
+            self.left_d = RegionDiscriminator(channels, local_filters, image_size, self.third)
+            self.right_d = RegionDiscriminator(channels, local_filters, image_size, image_size - self.third)
             n_feat += self.left_d.out_features + self.right_d.out_features
         self.fuse = nn.Linear(n_feat, 1)
 
