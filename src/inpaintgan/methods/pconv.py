@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaintgan.losses import d_loss, g_loss, hole_ssim_loss, masked_mse
-from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.losses import hole_ssim_loss, masked_mse
+from inpaintgan.methods.base import Phase
+from inpaintgan.methods.completion_gan import CompletionGAN, completion_phases, residual_output, zero_layer_
 from inpaintgan.nn.blocks import StridedConvDiscriminator
 from inpaintgan.nn.partial_conv import PartialConv2d
 from inpaintgan.postprocess import fill_hole
@@ -147,8 +148,7 @@ class PConvUNet(nn.Module):
         )
         self.output = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act=None)
         if residual:  # the correction starts at exactly zero
-            nn.init.zeros_(self.output.conv.weight)
-            nn.init.zeros_(self.output.conv.bias)
+            zero_layer_(self.output.conv)
 
     @staticmethod
     def _cat_masks(up: Tensor | None, c_up: int, skip: Tensor | None, c_skip: int) -> Tensor | None:
@@ -368,7 +368,7 @@ def liu_loss(
 
 
 @register_method("pconv")
-class PConvGAN(InpaintMethod):
+class PConvGAN(CompletionGAN):
     """Partial-convolution U-Net generator + global/two-local discriminators (see the module docstring)."""
 
     Config = PConvConfig
@@ -420,28 +420,21 @@ class PConvGAN(InpaintMethod):
 
     def phases(self) -> list[Phase]:
         c = self.cfg
-        if c.adv_weight == 0:  # "MSE only": no discriminator to train; the generator gets the same steps
-            return [
-                Phase("completion", c.steps_completion, {"generator"}),
-                Phase("discriminator", 0, {"discriminator"}),
-                Phase("joint", c.steps_joint, {"generator"}),
-            ]
-        return [
-            Phase("completion", c.steps_completion, {"generator"}),
-            Phase("discriminator", c.steps_discriminator, {"discriminator"}),
-            Phase("joint", c.steps_joint, {"generator", "discriminator"}),
-        ]
+        # adv_weight 0, "MSE only": no discriminator to train; the generator gets the same steps
+        return completion_phases(c.steps_completion, c.steps_discriminator, c.steps_joint, adversarial=c.adv_weight != 0)
 
-    def after_warm_start(self, meta: dict) -> list[str]:
-        """Warm start of a residual U-Net from a non-residual one: the old last layer predicts the
-        image (through a sigmoid), not a correction; it goes back to zero so training starts from the
-        pre-fill."""
-        if self.cfg.residual and not meta.get("config", {}).get("residual", False):
-            with torch.no_grad():
-                self.generator.output.conv.weight.zero_()
-                self.generator.output.conv.bias.zero_()
-            return ["generator.output.conv (re-zeroed: the source model was not residual)"]
-        return []
+    # the parts of the shared training step (methods.completion_gan)
+    adv_loss = "bce"  # -log D(G(x)) for the generator
+    adv_weight = property(lambda self: self.cfg.adv_weight)
+    residual = property(lambda self: self.cfg.residual)
+
+    def residual_layer(self) -> tuple[nn.Module, str]:
+        """The U-Net's last convolution: a non-residual source's predicts the image (through a
+        sigmoid), not a correction."""
+        return self.generator.output.conv, "generator.output.conv (re-zeroed: the source model was not residual)"
+
+    def source_was_residual(self, config: dict) -> bool:
+        return bool(config.get("residual", False))
 
     # ------------------------------------------------------------------ networks and losses
 
@@ -450,8 +443,7 @@ class PConvGAN(InpaintMethod):
         if self.cfg.partial:
             return self.generator(image, 1 - mask)  # PartialConv2d masks: 1 = valid; hole values are never read
         x = fill_hole(image, mask, self.cfg.prefill, self.cfg.fill_value)
-        y = self.generator(torch.cat([x, mask], dim=1), None)
-        return x + y if self.cfg.residual else y  # residual: may leave [0, 1]; inpaint() clamps
+        return residual_output(x, self.generator(torch.cat([x, mask], dim=1), None), self.cfg.residual)
 
     def reconstruction_loss(self, pred: Tensor, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The configured reconstruction loss and its logged terms."""
@@ -468,32 +460,3 @@ class PConvGAN(InpaintMethod):
             logs["loss_ssim"] = l_ssim.item()
         return total, logs
 
-    def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
-        image, mask = batch["image"], batch["mask"]
-        logs: dict[str, float] = {}
-        train_g, train_d = "generator" in phase.trains, "discriminator" in phase.trains
-        with ctx.autocast():
-            pred = self.complete(image, mask) if train_g else None
-        if train_d:
-            with torch.no_grad(), ctx.autocast():
-                fake = self.composite(pred if pred is not None else self.complete(image, mask), image, mask)
-            with ctx.autocast():
-                loss_d = d_loss(self.discriminator(image), self.discriminator(fake), "bce")
-            ctx.backward_step(loss_d, "discriminator")
-            logs["loss_d"] = loss_d.item()
-        if train_g:
-            with ctx.autocast():
-                loss_g, rec_logs = self.reconstruction_loss(pred, image, mask)
-                if phase.name == "joint" and self.cfg.adv_weight > 0:
-                    ctx.freeze(self.discriminator)
-                    adv = g_loss(self.discriminator(self.composite(pred, image, mask)), "bce")  # -log D(G(x))
-                    ctx.unfreeze(self.discriminator)
-                    loss_g = loss_g + self.cfg.adv_weight * adv
-                    logs["loss_adv"] = adv.item()
-            ctx.backward_step(loss_g, "generator")
-            logs.update(rec_logs)
-        return logs
-
-    @torch.no_grad()
-    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.composite(self.complete(image, mask).clamp(0, 1), image, mask)
