@@ -287,16 +287,11 @@ class SemanticInpainting(InpaintMethod):
             raise ValueError(f"model.refine_layer must be in 0..{n_blocks} (generator blocks), got {cfg.refine_layer}")
         # D's median logit on real images (the deterministic stopping threshold); +inf = not calibrated
         self.register_buffer("d_real_median", torch.full((1,), float("inf")))
-        # Set by configure_optimizers / train_step, i.e. only in a method set up for training: inpaint()
-        # then uses val_iterations / val_restarts (the trainer's validation and sample grids, which run
-        # every epoch). Methods built for inference (load_model, Inpainter) never set it.
-        self._preview = False
         self._warned_uncalibrated = False
 
     # ------------------------------------------------------------------ training
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
-        self._preview = True  # set up for training: validation / sample grids use val_iterations
         if train_cfg.optimizer != "adam":
             raise ValueError(f"semantic supports optimizer 'adam' only (the DCGAN's), got {train_cfg.optimizer!r}")
         return self.adam_optimizers(train_cfg)
@@ -317,7 +312,6 @@ class SemanticInpainting(InpaintMethod):
         return z.to(device) if device is not None else z
 
     def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
-        self._preview = True
         image = batch["image"]
         real = image * 2 - 1
         _, _, local = phase_at(self.phases(), step)
@@ -529,9 +523,6 @@ class SemanticInpainting(InpaintMethod):
         if unknown:
             raise TypeError(f"unknown inpaint option(s) {', '.join(unknown)}; known: {', '.join(known)}")
         o = {k: getattr(cfg, k) for k in known}
-        if self._preview:  # the trainer's validation and sample grids
-            o["iterations"] = cfg.val_iterations or cfg.iterations
-            o["restarts"] = cfg.val_restarts or cfg.restarts
         o.update({k: v for k, v in overrides.items() if v is not None})
         if o["blend"] not in BLENDS:
             raise ValueError(f"unknown blend {o['blend']!r}; known: {', '.join(BLENDS)}")
@@ -602,6 +593,12 @@ class SemanticInpainting(InpaintMethod):
         r = self._run(image, mask, refine, o)
         x = r["refined_raw"] if refine else r["proposal_raw"]
         return self._finish(x, image, mask, o["blend"])
+
+    def preview_inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Training runs' validation and sample grids: :meth:`inpaint` with ``val_iterations`` /
+        ``val_restarts`` (0 = the inference settings)."""
+        cfg = self.cfg
+        return self.inpaint(image, mask, iterations=cfg.val_iterations or cfg.iterations, restarts=cfg.val_restarts or cfg.restarts)
 
     def inpaint_detailed(self, image: Tensor, mask: Tensor, **overrides: Any) -> dict[str, Tensor]:
         """Proposal and refined result together (always both, whatever ``collaborative`` says):
