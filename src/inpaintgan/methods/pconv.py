@@ -8,7 +8,7 @@ discriminators in GLCIC's three phases (Iizuka et al. 2017, Sec. 3.4).
   filters, ReLU, BatchNorm on every layer but the first (as in Liu et al.). Decoder: nearest x2
   upsampling, concatenation with the skip features *and their masks* (multi-channel masks), a 3x3
   stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); the last layer (to image channels) has
-  neither and is followed by a sigmoid. ``width`` multiplies the filter counts; ``depth`` = number of
+  neither and is followed by a sigmoid. ``width_mult`` multiplies the filter counts; ``depth`` = number of
   stride-2 layers (5 at 128 px; the image side must be a multiple of 2**depth).
 - Discriminators: a global one on the whole image and two local ones on the left third and the right
   two thirds of the width (the report's two-hole mask puts one hole in each, see
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpaintgan.config import renamed_fields
 from inpaintgan.losses import hole_ssim_loss, masked_mse
 from inpaintgan.methods.base import Phase
 from inpaintgan.methods.completion_gan import CompletionGAN, completion_phases, residual_output, zero_layer_
@@ -56,11 +57,12 @@ LOSSES = ("report", "liu")
 PREFILLS = ("none", "telea")
 
 
+@renamed_fields(width="width_mult", d_width="d_width_mult")  # a width is a channel count in the other methods
 @dataclass
 class PConvConfig:
-    width: float = 1.0  # multiplier of the U-Net's filter counts (1.0 = 64/128/256/256/256)
+    width_mult: float = 1.0  # multiplier of the U-Net's filter counts (1.0 = 64/128/256/256/256)
     depth: int = 5  # stride-2 encoder layers; image sides must be multiples of 2**depth
-    d_width: float = 1.0  # multiplier of the discriminators' filter counts (1.0 = 32/64/64/128/128)
+    d_width_mult: float = 1.0  # multiplier of the discriminators' filter counts (1.0 = 32/64/64/128/128)
     partial: bool = True  # False: the same U-Net with plain convolutions (ablation)
     local_discriminators: bool = True  # False: the global discriminator only (ablation)
     fill_value: float = 0.5  # partial=False only: value written into the hole (Liu et al. Fig. 2(e))
@@ -131,13 +133,13 @@ class PConvUNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
+        self, in_channels: int, out_channels: int, width_mult: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
     ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"U-Net depth must be >= 1, got {depth}")
         self.depth, self.partial, self.residual = depth, partial, residual
-        ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width)  # ch[i] = channels of encoder level i
+        ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width_mult)  # ch[i] = channels of encoder level i
         kernels = [ENCODER_KERNELS[min(i, len(ENCODER_KERNELS) - 1)] for i in range(depth)]
         self.encoder = nn.ModuleList(
             _ConvBlock(ch[i], ch[i + 1], kernels[i], 2, partial, bn=i > 0, act="relu") for i in range(depth)
@@ -198,10 +200,10 @@ class TwoRegionDiscriminator(nn.Module):
     """Global discriminator on the whole image plus local ones on the left third and the right two
     thirds of the width, fused by one fully connected unit into one logit (N, 1)."""
 
-    def __init__(self, channels: int, image_size: int, width: float = 1.0, local: bool = True):
+    def __init__(self, channels: int, image_size: int, width_mult: float = 1.0, local: bool = True):
         super().__init__()
         n_global = max(1, int(round(math.log2(image_size / 4))))  # down to ~4x4 (5 layers at 128 px)
-        filters = _filters(DISCRIMINATOR_FILTERS, n_global, width)
+        filters = _filters(DISCRIMINATOR_FILTERS, n_global, width_mult)
         self.third = image_size // 3  # the same split as masks.two_rect
         self.global_d = RegionDiscriminator(channels, filters, image_size, image_size)
         self.local = local
@@ -394,8 +396,8 @@ class PConvGAN(CompletionGAN):
                 f"got {image_size} (change data.image_size or model.depth)"
             )
         in_ch = channels if cfg.partial else channels + 1  # plain convolutions also see the hole mask
-        self.generator = PConvUNet(in_ch, channels, cfg.width, cfg.depth, cfg.partial, cfg.residual)
-        self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width, cfg.local_discriminators)
+        self.generator = PConvUNet(in_ch, channels, cfg.width_mult, cfg.depth, cfg.partial, cfg.residual)
+        self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width_mult, cfg.local_discriminators)
         # The VGG16 of the liu loss lives outside the module tree: not trained, not saved in checkpoints
         # or model files, not needed at inference. Loaded by configure_optimizers (training only).
         self._frozen: dict[str, nn.Module] = {}
