@@ -183,6 +183,18 @@ def context_loss(x: Tensor, y: Tensor, weights: Tensor) -> Tensor:
     return (weights * (x - y)).abs().flatten(1).sum(1)
 
 
+def _not_stopped(logit: Tensor, stop_rule: str, threshold: Tensor | None, generator: torch.Generator) -> Tensor:
+    """(N,) bool: the samples collaborative refinement keeps stepping, by D's ``logit`` (N,): ``median``
+    stops a sample once its logit reaches ``threshold``; ``probabilistic`` accepts it with probability
+    sigmoid(logit) (one uniform draw per sample from ``generator``); ``none`` never stops."""
+    if stop_rule == "median":
+        return logit < threshold
+    if stop_rule == "probabilistic":
+        u = torch.rand(logit.shape[0], generator=generator, device=generator.device).to(logit.device)
+        return u >= torch.sigmoid(logit)
+    return torch.ones_like(logit, dtype=torch.bool)
+
+
 # ------------------------------------------------------------------------------ heatmaps, figures
 
 
@@ -466,14 +478,7 @@ class SemanticInpainting(InpaintMethod):
         k = cfg.refine_layer
         pixel_space = k == len(self.generator.blocks)
         n = h.shape[0]
-        if stop_rule == "median":
-            thr = self.d_real_median if threshold is None else torch.as_tensor(threshold)
-            thr = thr.to(h.device, torch.float32).reshape(())
-            if not torch.isfinite(thr) and not self._warned_uncalibrated:
-                warnings.warn(
-                    "semantic: d_real_median is not calibrated (call calibrate(real_images) or train the gan "
-                    "phase to its end); refining every sample for all refine_steps", stacklevel=2)
-                self._warned_uncalibrated = True
+        thr = self._median_threshold(threshold, h.device) if stop_rule == "median" else None
         if generator is None:
             generator = torch.Generator().manual_seed(int(cfg.seed) + 1)
 
@@ -494,11 +499,7 @@ class SemanticInpainting(InpaintMethod):
                 logit = self.discriminator(view(x)).float()
             if t == 0:
                 logit0 = logit.detach()
-            if stop_rule == "median":
-                active = active & (logit.detach() < thr)
-            elif stop_rule == "probabilistic":
-                u = torch.rand(n, generator=generator, device=generator.device).to(h.device)
-                active = active & (u >= torch.sigmoid(logit.detach()))
+            active = active & _not_stopped(logit.detach(), stop_rule, thr, generator)
             if last or not bool(active.any()):
                 break
             (grad,) = torch.autograd.grad(F.softplus(-logit).sum(), hv)
@@ -512,6 +513,18 @@ class SemanticInpainting(InpaintMethod):
         moved = (taken > 0).view(-1, *([1] * (x.dim() - 1)))
         x = torch.where(moved, x, x0)  # samples that never stepped: exactly the proposal
         return {"h": h.detach(), "x": x, "steps": taken, "logit_initial": logit0, "logit": logit.detach()}
+
+    def _median_threshold(self, threshold: float | Tensor | None, device) -> Tensor:
+        """The ``median`` stopping rule's threshold: ``threshold``, else the ``d_real_median`` buffer
+        (a warning, once, when it was never calibrated: then no sample stops early)."""
+        thr = self.d_real_median if threshold is None else torch.as_tensor(threshold)
+        thr = thr.to(device, torch.float32).reshape(())
+        if not torch.isfinite(thr) and not self._warned_uncalibrated:
+            warnings.warn(
+                "semantic: d_real_median is not calibrated (call calibrate(real_images) or train the gan "
+                "phase to its end); refining every sample for all refine_steps", stacklevel=3)
+            self._warned_uncalibrated = True
+        return thr
 
     # ------------------------------------------------------------------ inference API
 

@@ -416,7 +416,41 @@ class Trainer:
         return (str(ckpt) if ckpt else None), existing, error
 
     def run(self, resume: str = "") -> TrainResult:
-        tc = self.cfg.train
+        """Resume or start (:meth:`_open_run`), step through the phases, then validate, write samples and
+        a last checkpoint (:meth:`_close_run`)."""
+        ckpt, replaced = self._open_run(resume)
+        last_ckpt = ckpt
+        start_time = time.time()
+        from inpaintgan.progress import progress  # a bar on a terminal, plain lines in a log
+
+        bar = progress(total=self.total, initial=self.step, quiet=not self.progress, desc=self.cfg.method, unit="step")
+        stream = self._batches()
+        current_phase = None
+        try:
+            while self.step < self.total:
+                _, phase, _ = phase_at(self.phases, self.step)
+                if phase is not current_phase:
+                    set_phase_modes(self.method, self.optimizers, phase)
+                    current_phase = phase
+                batch = next(stream)
+                logs = self._step(batch, phase, last_ckpt)
+                for p in replaced:  # the new run has started: the replaced run's checkpoints go now
+                    p.unlink(missing_ok=True)
+                replaced = []
+                bar.update(1)
+                if self.progress:
+                    bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
+                last_ckpt = self._after_step(logs) or last_ckpt
+                if self._time_up(start_time):
+                    break
+        finally:
+            bar.close()
+        return self._close_run(last_ckpt)
+
+    def _open_run(self, resume: str) -> tuple[Path | None, list[Path]]:
+        """Decide what to resume from and load it, prepare the run folder and the logger. Returns the
+        checkpoint resumed from (or None) and the checkpoints of a run being replaced (``--resume
+        none``), deleted once the new run has made its first step."""
         # Rank 0 decides what to resume from and every process follows (the same checkpoint, or the
         # same error on all ranks rather than one rank failing while the others wait in a collective).
         decision = self._resume_decision(resume) if self.dist.is_main else None
@@ -424,7 +458,6 @@ class Trainer:
         if error:
             raise CheckpointError(error)
         ckpt = Path(ckpt_name) if ckpt_name else None
-        # a deliberate restart: the old run's checkpoints go once the new run has made its first step
         replaced = list_checkpoints(self.out_dir) if resume == "none" and self.dist.is_main else []
         if ckpt is not None:
             from inpaintgan.checkpoints import load_training_state
@@ -441,58 +474,49 @@ class Trainer:
         if self.dist.is_main:
             _remove_stale_temp_files(self.out_dir)
             (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
-        self.logger = MetricLogger(self.out_dir, tc.tensorboard and self.dist.is_main)
+        self.logger = MetricLogger(self.out_dir, self.cfg.train.tensorboard and self.dist.is_main)
         self.logger.truncate_after(self.step)
         if ckpt is not None and self.dist.is_main:
             tqdm.write(f"resumed from {ckpt} at step {self.step}")
-        last_ckpt = ckpt
-        start_time = time.time()
-        from inpaintgan.progress import progress  # a bar on a terminal, plain lines in a log
+        return ckpt, replaced
 
-        bar = progress(total=self.total, initial=self.step, quiet=not self.progress, desc=self.cfg.method, unit="step")
-        stream = self._batches()
-        current_phase = None
+    def _step(self, batch: dict[str, Tensor], phase: Phase, last_ckpt: Path | None) -> dict[str, float]:
+        """One optimisation step at the scheduled learning rates; a non-finite loss stops the run with
+        what to do about it. Advances ``self.step``."""
+        tc = self.cfg.train
+        factor = lr_factor(tc.lr_schedule, self.step, self.schedule_total, tc.lr_min_factor)
+        for name, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name]):
+                group["lr"] = base * factor
         try:
-            while self.step < self.total:
-                _, phase, _ = phase_at(self.phases, self.step)
-                if phase is not current_phase:
-                    set_phase_modes(self.method, self.optimizers, phase)
-                    current_phase = phase
-                batch = next(stream)
-                factor = lr_factor(tc.lr_schedule, self.step, self.schedule_total, tc.lr_min_factor)
-                for name, opt in self.optimizers.items():
-                    for group, base in zip(opt.param_groups, self.base_lrs[name]):
-                        group["lr"] = base * factor
-                try:
-                    logs = self.method.train_step(batch, phase, self.step, self.ctx)
-                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
-                    if bad:
-                        raise NonFiniteError(f"non-finite {', '.join(bad)}")
-                except NonFiniteError as e:
-                    raise NonFiniteError(
-                        f"training stopped at step {self.step + 1} (phase {phase.name}): {e}; nothing was saved after "
-                        f"the last good checkpoint ({last_ckpt or 'none yet'}); lower train.lr or set train.grad_clip, "
-                        "then --resume"
-                    ) from None
-                self.step += 1
-                for p in replaced:  # the new run has started: the replaced run's checkpoints go now
-                    p.unlink(missing_ok=True)
-                replaced = []
-                bar.update(1)
-                if self.progress:
-                    bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
-                if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
-                    self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
-                if tc.val_every and self.step % tc.val_every == 0:
-                    self.validate()
-                if tc.sample_every and self.step % tc.sample_every == 0:
-                    self.write_samples()
-                if tc.ckpt_every and self.step % tc.ckpt_every == 0:
-                    last_ckpt = self.save() or last_ckpt
-                if self._time_up(start_time):
-                    break
-        finally:
-            bar.close()
+            logs = self.method.train_step(batch, phase, self.step, self.ctx)
+            bad = [k for k, v in logs.items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteError(f"non-finite {', '.join(bad)}")
+        except NonFiniteError as e:
+            raise NonFiniteError(
+                f"training stopped at step {self.step + 1} (phase {phase.name}): {e}; nothing was saved after "
+                f"the last good checkpoint ({last_ckpt or 'none yet'}); lower train.lr or set train.grad_clip, "
+                "then --resume"
+            ) from None
+        self.step += 1
+        return logs
+
+    def _after_step(self, logs: dict[str, float]) -> Path | None:
+        """Logs, validation, samples and checkpoints due at this step; the checkpoint written, if any."""
+        tc = self.cfg.train
+        if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
+            self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
+        if tc.val_every and self.step % tc.val_every == 0:
+            self.validate()
+        if tc.sample_every and self.step % tc.sample_every == 0:
+            self.write_samples()
+        if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+            return self.save()
+        return None
+
+    def _close_run(self, last_ckpt: Path | None) -> TrainResult:
+        """The end of a run (or of its time limit): validation, samples and a checkpoint at the last step."""
         if self.dist.is_main:
             if getattr(self, "last_val_step", None) != self.step:
                 self.validate()
