@@ -100,7 +100,7 @@ def _filters(base: Sequence[int], n: int, mult: float) -> list[int]:
 class _PlainConv2d(nn.Conv2d):
     """A plain convolution with PartialConv2d's call signature (the ablation; masks stay ``None``)."""
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, None]:
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, None]:
         return super().forward(x), None
 
 
@@ -119,16 +119,18 @@ class _ConvBlock(nn.Module):
         else:
             self.act = nn.Identity()
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        y, mask = self.conv(x, mask)
-        return self.act(self.bn(y)), mask
+    def forward(self, x: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``valid``: PartialConv2d's 1 = valid mask (internal to the U-Net), passed along updated."""
+        y, valid = self.conv(x, valid)
+        return self.act(self.bn(y)), valid
 
 
 class PConvUNet(nn.Module):
     """Liu et al.'s partial-convolution U-Net with the report's filters (see the module docstring).
 
-    ``forward(x, valid)``: ``x`` (N, in_channels, H, W) and ``valid`` (N, 1, H, W), **1 = valid**
-    (``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
+    ``forward(x, valid)``: ``x`` (N, in_channels, H, W) and ``valid`` (N, 1, H, W), **1 = valid**, the
+    inverse of the method's hole mask (an internal network: :meth:`PConvGAN.complete`, which takes
+    1 = hole, inverts once; ``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
     ``residual=True``: the raw last layer (zero at initialisation), a correction for the caller to add.
     """
 
