@@ -317,3 +317,15 @@ def test_crop_patches_equals_slicing_and_is_differentiable():
     for i, (y, x) in enumerate(corners.tolist()):
         expected[i, :, y : y + 8, x : x + 8] = 1
     torch.testing.assert_close(images.grad, expected)
+
+
+def test_hole_bboxes_batched_matches_hole_bbox():
+    from inpaintgan.masks import hole_bboxes
+
+    m = torch.zeros(3, 1, 6, 9)
+    m[0, 0, 1:3, 4:8] = 1
+    m[2, 0, 5, 0] = 0.7
+    boxes, nonempty = hole_bboxes(m)
+    assert boxes.tolist() == [[1, 4, 3, 8], [0, 0, 0, 0], [5, 0, 6, 1]]
+    assert nonempty.tolist() == [True, False, True]
+    assert [hole_bbox(m[i, 0]) for i in range(3)] == [tuple(b) for b in boxes.tolist()]

@@ -386,3 +386,20 @@ def test_partial_warm_start_from_a_different_architecture(tmp_path):
     w = d_sd["encoder.0.conv.weight"]
     assert torch.equal(w[:, :3], s_sd["encoder.0.conv.weight"]) and w[:, 3:].abs().max() == 0
     assert d_sd["output.conv.weight"].abs().max() == 0  # the residual still starts at the pre-fill
+
+
+def test_width_multiplier_is_width_mult_and_the_old_name_still_reads():
+    """pconv's width is a multiplier (a channel count in every other method): ``width_mult`` /
+    ``d_width_mult``; the old names still load, with a DeprecationWarning, from keywords, overrides
+    and model files."""
+    from inpaintgan.config import ConfigError, from_dict
+
+    with pytest.warns(DeprecationWarning, match="renamed to 'width_mult'"):
+        cfg = PConvConfig(width=0.125, d_width=0.25)
+    assert (cfg.width_mult, cfg.d_width_mult) == (0.125, 0.25) and cfg.width == 0.125
+    with pytest.warns(DeprecationWarning):
+        run = load_config(None, ["method=pconv", "model.width=0.5", "model.d_width=0.75"])
+    assert (run.model.width_mult, run.model.d_width_mult) == (0.5, 0.75)
+    with pytest.raises(ConfigError, match="keep one"):
+        from_dict(PConvConfig, {"width": 0.5, "width_mult": 0.5}, "model")
+    assert "width" not in TrainConfig.__dataclass_fields__ and "width_mult" in PConvConfig.__dataclass_fields__

@@ -313,3 +313,20 @@ def test_model_file_round_trip(trained, tmp_path):
     out = Inpainter.from_pretrained(small, device="cpu")(img, hole)
     assert out.shape == (28, 28) and out.dtype == np.uint8
     assert np.array_equal(out[~hole], img[~hole]) and not np.array_equal(out, img)
+
+
+def test_inference_does_not_depend_on_training_setup():
+    """configure_optimizers and train_step used to switch inpaint() to the validation settings; now
+    only preview_inpaint (the trainer's validation and sample grids) uses them."""
+    from types import SimpleNamespace
+
+    cfg = SemanticConfig(ngf=4, ndf=4, iterations=3, restarts=2, val_iterations=1, val_restarts=1, progress=False)
+    torch.manual_seed(0)
+    fresh = SemanticInpainting(cfg, S, channels=1).eval()
+    torch.manual_seed(0)
+    trained = SemanticInpainting(cfg, S, channels=1).eval()
+    trained.configure_optimizers(SimpleNamespace(optimizer="adam", lr=1e-3, lr_d=None, betas=(0.5, 0.999)))
+    x, mask = shapes(2), center_mask(2)
+    assert torch.equal(fresh.inpaint(x, mask), trained.inpaint(x, mask))
+    assert torch.equal(fresh.preview_inpaint(x, mask), fresh.inpaint(x, mask, iterations=1, restarts=1))
+    assert not torch.equal(fresh.preview_inpaint(x, mask), fresh.inpaint(x, mask))

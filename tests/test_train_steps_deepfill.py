@@ -248,3 +248,21 @@ def test_critics_are_the_codes_wgan_critics():
         acts = [mod for mod in critic.features if not isinstance(mod, torch.nn.Conv2d)]
         assert all(isinstance(a, torch.nn.LeakyReLU) and a.negative_slope == 0.2 for a in acts) and len(acts) == 4
         assert critic.size == size and (critic.fc.in_features, critic.fc.out_features) == (chans[-1] * (size // 16) ** 2, 1)
+
+
+def test_one_discriminator_family_keeps_each_configurations_state_dict_names():
+    """GLCIC's, pconv's and DeepFill's discriminators are one nn family (StridedConvDiscriminator),
+    configured; their parameter names are those the committed model files were written with."""
+    from inpaintgan.methods.glcic import GLCIC, GLCICConfig
+    from inpaintgan.methods.pconv import PConvConfig, PConvGAN
+    from inpaintgan.nn import StridedConvDiscriminator
+
+    critic = DeepFill(DeepFillConfig(width=4, d_width=2), image_size=32).discriminator.global_critic
+    glcic = GLCIC(GLCICConfig(width=4, d_width=2), image_size=32).discriminator.global_d
+    region = PConvGAN(PConvConfig(depth=3), image_size=32).discriminator.left_d
+    assert all(isinstance(d, StridedConvDiscriminator) for d in (critic, glcic, region))
+    assert list(critic.state_dict())[:4] == ["features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"]
+    assert list(glcic.state_dict())[:3] == ["features.0.0.weight", "features.0.0.bias", "features.1.0.weight"]
+    assert list(region.state_dict())[:3] == ["net.0.0.weight", "net.0.0.bias", "net.1.0.weight"]
+    with pytest.raises(ValueError, match="critic expects 32x32"):
+        critic(torch.zeros(1, 3, 16, 16))

@@ -242,3 +242,23 @@ def test_context_discriminators_are_table_2():
     assert d.local_size == 128 and d.local_d.size == 128 and d.global_d.size == 256
     assert (d.fuse.in_features, d.fuse.out_features) == (2048, 1)
     assert math.isclose(GLCIC(GLCICConfig(), image_size=32).local_size, 16)
+
+
+def test_glcic_and_pconv_share_one_schedule_residual_and_step():
+    from inpaintgan.methods.completion_gan import (
+        CompletionGAN,
+        completion_phases,
+        residual_output,
+        zero_layer_,
+    )
+    from inpaintgan.methods.pconv import PConvGAN
+
+    assert issubclass(GLCIC, CompletionGAN) and issubclass(PConvGAN, CompletionGAN)
+    assert [(p.name, p.steps, sorted(p.trains)) for p in completion_phases(3, 2, 5)] == [
+        ("completion", 3, ["generator"]), ("discriminator", 2, ["discriminator"]), ("joint", 5, ["discriminator", "generator"])]
+    assert [(p.steps, sorted(p.trains)) for p in completion_phases(3, 2, 5, adversarial=False)] == [
+        (3, ["generator"]), (0, ["discriminator"]), (5, ["generator"])]
+    x, y = torch.ones(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.25)
+    assert torch.equal(residual_output(x, y, True), x + y) and residual_output(x, y, False) is y
+    conv = zero_layer_(torch.nn.Conv2d(1, 1, 3))
+    assert not conv.weight.any() and not conv.bias.any()

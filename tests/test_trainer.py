@@ -299,3 +299,21 @@ def test_rng_reseeded_on_other_ranks_and_other_generator_kinds():
     ctx2 = TrainContext({}, torch.device("cpu"), seed=5)
     _set_rng_state(ctx2, {**saved, "ctx": torch.zeros(16, dtype=torch.uint8)}, rank=0, seed=0, step=10)
     assert torch.equal(a, torch.rand(3, generator=ctx2.generator))  # reseeded, not a crash
+
+
+def test_unfreeze_restores_what_freeze_found():
+    """A network the phase froze (or a parameter frozen on purpose) stays frozen after a method's
+    freeze/unfreeze pair; nested pairs unwind in order."""
+    from inpaintgan.training.trainer import TrainContext
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    net[0].weight.requires_grad_(False)  # e.g. frozen by the phase
+    before = [p.requires_grad for p in net.parameters()]
+    ctx = TrainContext({}, torch.device("cpu"))
+    ctx.freeze(net)
+    assert not any(p.requires_grad for p in net.parameters())
+    ctx.freeze(net)
+    ctx.unfreeze(net)
+    assert not any(p.requires_grad for p in net.parameters())  # the outer freeze still holds
+    ctx.unfreeze(net)
+    assert [p.requires_grad for p in net.parameters()] == before == [False, True, True, True]

@@ -24,11 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from inpaintgan.registry import UnknownNameError
-
-
-def _to_uint8(image: Tensor) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> (H, W, C) uint8."""
-    return (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+from inpaintgan.tensors import to_uint8
 
 
 def _composite(pred: Tensor, image: Tensor, mask: Tensor) -> Tensor:
@@ -82,7 +78,7 @@ class OpenCVInpaint(Baseline):
         self.name, self.flag, self.radius = method, flags[method], radius
 
     def fill_one(self, image, hole):
-        img = _to_uint8(image)
+        img = to_uint8(image)
         m = hole.cpu().numpy().astype(np.uint8) * 255
         out = cv2.inpaint(np.ascontiguousarray(img), m, self.radius, self.flag)
         out = out.reshape(img.shape)  # OpenCV drops the channel axis of 1-channel images
@@ -115,7 +111,7 @@ class PatchMatchInpaint(Baseline):
 
     def fill_one(self, image, hole):
         c = image.shape[0]
-        img = _to_uint8(image if c == 3 else image[:1].expand(3, -1, -1))
+        img = to_uint8(image if c == 3 else image[:1].expand(3, -1, -1))
         out = self.fill_array(img, hole.cpu().numpy())
         out = torch.from_numpy(out).permute(2, 0, 1).float() / 255
         return out if c == 3 else out.mean(0, keepdim=True)

@@ -6,10 +6,12 @@ valid keys / the expected type. The resolved config is saved with every run and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,14 +224,56 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def renamed_fields(**renames: str):
+    """Class decorator for a config dataclass some of whose fields were renamed (``old="new"``): the
+    old names keep working, with a ``DeprecationWarning``, as constructor keywords, as keys of YAML
+    presets, ``--set`` overrides, checkpoints and model-file metadata (:func:`from_dict`), and as
+    read-only attributes. ``cls.RENAMED`` holds the mapping."""
+
+    def decorate(cls: type) -> type:
+        cls.RENAMED = dict(renames)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            init(self, *args, **_renamed_keys(cls, kwargs, cls.__name__))
+
+        cls.__init__ = __init__
+        for old, new in renames.items():
+            setattr(cls, old, property(lambda self, new=new: getattr(self, new), doc=f"Deprecated: renamed to ``{new}``."))
+        return cls
+
+    return decorate
+
+
+def _renamed_keys(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` with the deprecated names of ``cls.RENAMED`` replaced by the current ones."""
+    renames = getattr(cls, "RENAMED", None)
+    if not renames or not any(k in renames for k in data):
+        return data
+    out = {}
+    for key, value in data.items():
+        new = renames.get(key)
+        if new is None:
+            out[key] = value
+            continue
+        if new in data:
+            raise ConfigError(f"{where}: both {key!r} and {new!r} are set; {key!r} is the old name of {new!r}, keep one")
+        warnings.warn(f"{where}.{key} is deprecated: it was renamed to {new!r}", DeprecationWarning, stacklevel=3)
+        out[new] = value
+    return out
+
+
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a dict; unknown keys are errors listing the valid ones."""
+    """Build dataclass ``cls`` from a dict; unknown keys are errors listing the valid ones (renamed
+    keys, see :func:`renamed_fields`, are read under their new names)."""
     if data is None:
         return cls()
     if dataclasses.is_dataclass(data) and isinstance(data, cls):
         return data
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    data = _renamed_keys(cls, data, where or cls.__name__)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}

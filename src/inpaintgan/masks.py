@@ -11,7 +11,7 @@ Every generator takes a ``numpy.random.Generator`` so that a seed fully determin
   2022): random walks of thick lines with round joints.
 - :class:`FolderMasks` -- irregular masks from a folder of PNGs (e.g. the NVIDIA irregular mask set),
   with random flip, rotation and dilation.
-- :func:`hole_bbox` / :func:`local_crop_boxes` -- the hole's bounding box and the fixed-size crop
+- :func:`hole_bboxes` (batched) / :func:`hole_bbox` / :func:`local_crop_boxes` -- the hole's bounding box and the fixed-size crop
   centred on it that local discriminators look at.
 """
 
@@ -255,25 +255,12 @@ def build_mask_generator(cfg) -> MaskFn:
 # ------------------------------------------------------------------------------------ hole geometry
 
 
-def hole_bbox(mask: np.ndarray | torch.Tensor) -> tuple[int, int, int, int]:
-    """Bounding box ``(y0, x0, y1, x1)`` (end-exclusive) of the hole in one (H, W) mask.
-
-    An empty mask gives an empty box ``(0, 0, 0, 0)``.
-    """
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    m = m.reshape(m.shape[-2], m.shape[-1]) > 0.5
-    ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-    if len(ys) == 0:
-        return (0, 0, 0, 0)
-    return (int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
-
-
-def local_crop_boxes(masks: torch.Tensor, size: int) -> torch.Tensor:
-    """Top-left corners (N, 2) of ``size``x``size`` crops centred on each mask's hole bounding box,
-    clamped to stay inside the image (GLCIC's local discriminator input). Masks: (N, 1, H, W)."""
-    n, _, h, w = masks.shape
-    if size > h or size > w:
-        raise ValueError(f"local crop {size} is larger than the image {h}x{w}")
+def hole_bboxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounding boxes of the holes (> 0.5) of a batch of masks (N, 1, H, W): ``boxes`` (N, 4) int64
+    ``(y0, x0, y1, x1)``, end-exclusive, and ``nonempty`` (N,) bool; a mask without a hole gets the
+    empty box ``(0, 0, 0, 0)``. The one hole-box computation: :func:`hole_bbox`,
+    :func:`local_crop_boxes` and BTGMI's PPL crops start from it."""
+    _, _, h, w = masks.shape
     hole = masks[:, 0] > 0.5  # (N, H, W)
     rows, cols = hole.any(dim=2), hole.any(dim=1)  # (N, H), (N, W)
     ar_h = torch.arange(h, device=masks.device)
@@ -283,7 +270,31 @@ def local_crop_boxes(masks: torch.Tensor, size: int) -> torch.Tensor:
     y1 = torch.where(rows, ar_h, -1).amax(1) + 1
     x0 = torch.where(cols, ar_w, big).amin(1)
     x1 = torch.where(cols, ar_w, -1).amax(1) + 1
-    empty = ~rows.any(1)
+    nonempty = rows.any(1)
+    boxes = torch.stack([y0, x0, y1, x1], dim=1)
+    return torch.where(nonempty[:, None], boxes, torch.zeros_like(boxes)), nonempty
+
+
+def hole_bbox(mask: np.ndarray | torch.Tensor) -> tuple[int, int, int, int]:
+    """Bounding box ``(y0, x0, y1, x1)`` (end-exclusive) of the hole in one (H, W) mask.
+
+    An empty mask gives an empty box ``(0, 0, 0, 0)``.
+    """
+    m = mask.detach().cpu() if isinstance(mask, torch.Tensor) else torch.from_numpy((np.asarray(mask) > 0.5).astype(np.float32))
+    m = m.reshape(1, 1, m.shape[-2], m.shape[-1])
+    boxes, _ = hole_bboxes(m)
+    return tuple(int(v) for v in boxes[0])
+
+
+def local_crop_boxes(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """Top-left corners (N, 2) of ``size``x``size`` crops centred on each mask's hole bounding box,
+    clamped to stay inside the image (GLCIC's local discriminator input). Masks: (N, 1, H, W)."""
+    n, _, h, w = masks.shape
+    if size > h or size > w:
+        raise ValueError(f"local crop {size} is larger than the image {h}x{w}")
+    boxes, nonempty = hole_bboxes(masks)
+    y0, x0, y1, x1 = boxes.unbind(1)
+    empty = ~nonempty
     cy = torch.where(empty, torch.full_like(y0, h // 2), (y0 + y1) // 2)
     cx = torch.where(empty, torch.full_like(x0, w // 2), (x0 + x1) // 2)
     top = (cy - size // 2).clamp(0, h - size)

@@ -27,6 +27,7 @@ from torch import Tensor
 from inpaintgan import metrics as M
 from inpaintgan.data.folder import IMAGE_EXTS, list_images, read_image_array
 from inpaintgan.eval.protocols import Protocol, bucket_label
+from inpaintgan.tensors import to_uint8  # noqa: F401 - also importable from here, as before
 
 PER_IMAGE_CSV = "per_image.csv"
 SETTINGS_JSON = "settings.json"
@@ -53,9 +54,6 @@ def to_tensor(arr: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255
 
 
-def to_uint8(img: Tensor) -> np.ndarray:
-    """float (C, H, W) in [0, 1] -> uint8 (H, W, C)."""
-    return (img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
 class EvalImages:

@@ -81,6 +81,12 @@ class InpaintMethod(nn.Module, abc.ABC):
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         """Fill the hole of ``image`` (N, C, H, W) where ``mask`` (N, 1, H, W) is 1; composited."""
 
+    def preview_inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The fill shown in training runs' validation metrics and sample grids (run every epoch):
+        :meth:`inpaint` unless a method with costly inference overrides it with cheaper settings.
+        Inference never goes through it, so it does not depend on whether training was set up."""
+        return self.inpaint(image, mask)
+
     # ------------------------------------------------------------------ helpers shared by methods
 
     @staticmethod

@@ -35,9 +35,8 @@ empty; where it is silent we follow its anchors, pix2pixHD (Wang et al. 2018, NV
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintgan.losses import masked_l1, masked_mse
+from inpaintgan.masks import hole_bboxes
 from inpaintgan.methods.base import InpaintMethod, Phase
 from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
+from inpaintgan.tensors import frozen
 
 OUTPUTS = ("tanh", "sigmoid")
 ALA_KINDS = ("none", "linear", "exponential")
@@ -363,34 +364,14 @@ class MultiscaleDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------- patch perceptual loss
 
 
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[nn.Module]:
-    """No gradients into ``module``'s parameters inside the block; their flags are restored after."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, f in flags:
-            p.requires_grad_(f)
-
-
 def ppl_boxes(region: Tensor, context: float = 2.0, min_side: float = 4.0) -> tuple[Tensor, Tensor, Tensor]:
     """Square crop boxes (N, 4) as float (y0, x0, y1, x1), end-exclusive pixel edges, for the two PPL
     scales: ``tight`` (side = the hole bounding box's longer side, at least ``min_side``, centred on
     it) and ``wide`` (``context`` x that side); both clamped to the image side and shifted inside it.
     Also (N,) bool: the sample has a hole."""
     n, _, h, w = region.shape
-    hole = region[:, 0] > 0.5
-    rows, cols = hole.any(dim=2), hole.any(dim=1)  # (N, H), (N, W)
-    ar_h = torch.arange(h, device=region.device, dtype=torch.float32)
-    ar_w = torch.arange(w, device=region.device, dtype=torch.float32)
-    y0 = torch.where(rows, ar_h, float(h)).amin(1)
-    y1 = torch.where(rows, ar_h, -1.0).amax(1) + 1
-    x0 = torch.where(cols, ar_w, float(w)).amin(1)
-    x1 = torch.where(cols, ar_w, -1.0).amax(1) + 1
-    nonempty = rows.any(1)
+    boxes, nonempty = hole_bboxes(region)
+    y0, x0, y1, x1 = boxes.to(torch.float32).unbind(1)
     y0, y1 = torch.where(nonempty, y0, 0.0), torch.where(nonempty, y1, float(h))
     x0, x1 = torch.where(nonempty, x0, 0.0), torch.where(nonempty, x1, float(w))
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2

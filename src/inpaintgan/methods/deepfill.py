@@ -31,7 +31,6 @@ Huang, CVPR 2018), after the authors' code (github.com/JiahuiYu/generative_inpai
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +40,7 @@ from torch import Tensor, nn
 from inpaintgan.losses import d_loss, g_loss, gradient_penalty, masked_l1, spatial_discount
 from inpaintgan.masks import crop_patches, local_crop_boxes
 from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.nn.blocks import StridedConvDiscriminator
 from inpaintgan.nn.contextual_attention import ContextualAttention, attention_to_flow, flow_to_color
 from inpaintgan.registry import register_method
 
@@ -190,24 +190,12 @@ class DeepFillGenerator(nn.Module):
         return x1, x2, attention
 
 
-class WGANCritic(nn.Module):
-    """The code's WGAN critics: 5x5 stride-2 convs with LeakyReLU 0.2, flattened, one dense output."""
+class WGANCritic(StridedConvDiscriminator):
+    """The code's WGAN critics, the family's configuration: 5x5 stride-2 convs with LeakyReLU 0.2 (no
+    normalisation), flattened, one dense output; layers listed flat under ``features``."""
 
     def __init__(self, channels: int, size: int, widths: tuple[int, ...]):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c, s = channels, size
-        for cout in widths:
-            layers += [nn.Conv2d(c, cout, 5, 2, 2), nn.LeakyReLU(0.2)]
-            c, s = cout, math.ceil(s / 2)
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c * s * s, 1)
-        self.size = size
-
-    def forward(self, x: Tensor) -> Tensor:  # (N, C, size, size) -> (N, 1)
-        if x.shape[-2:] != (self.size, self.size):
-            raise ValueError(f"critic expects {self.size}x{self.size} inputs, got {tuple(x.shape[-2:])}")
-        return self.fc(torch.flatten(self.features(x), 1))
+        super().__init__(channels, widths, size, act="lrelu", bn_from=None, out_features=1, grouped=False, what="critic")
 
 
 class DeepFillCritics(nn.Module):

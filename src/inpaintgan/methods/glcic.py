@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from inpaintgan.losses import ADV_LOSSES, d_loss, g_loss, masked_mse
+from inpaintgan.losses import ADV_LOSSES, masked_mse
 from inpaintgan.masks import crop_patches, local_crop_boxes
-from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.methods.base import Phase
+from inpaintgan.methods.completion_gan import CompletionGAN, completion_phases, residual_output, zero_layer_
 from inpaintgan.nn.blocks import ConvBNAct, DownsamplingDiscriminator
 from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
@@ -75,8 +76,7 @@ class CompletionNetwork(nn.Module):
         self.net = nn.Sequential(*layers)
         self.output = output
         if output == "residual":  # the correction starts at exactly zero: the model starts as its pre-fill
-            nn.init.zeros_(layers[-1].weight)
-            nn.init.zeros_(layers[-1].bias)
+            zero_layer_(layers[-1])
 
     def forward(self, x: Tensor) -> Tensor:  # (N, C+1, H, W) -> (N, C, H, W), H and W multiples of 4
         y = self.net(x)
@@ -101,7 +101,7 @@ class ContextDiscriminator(nn.Module):
 
 
 @register_method("glcic")
-class GLCIC(InpaintMethod):
+class GLCIC(CompletionGAN):
     Config = GLCICConfig
     size_multiple = 4
 
@@ -134,61 +134,32 @@ class GLCIC(InpaintMethod):
 
     def phases(self) -> list[Phase]:
         c = self.cfg
-        return [
-            Phase("completion", c.steps_completion, {"generator"}),
-            Phase("discriminator", c.steps_discriminator, {"discriminator"}),
-            Phase("joint", c.steps_joint, {"generator", "discriminator"}),
-        ]
+        return completion_phases(c.steps_completion, c.steps_discriminator, c.steps_joint)
+
+    # the parts of the shared training step (methods.completion_gan)
+    adv_loss = property(lambda self: self.cfg.adv_loss)
+    adv_weight = property(lambda self: self.cfg.alpha)
+    residual = property(lambda self: self.cfg.output == "residual")
 
     def complete(self, image: Tensor, mask: Tensor) -> Tensor:
         """Raw completion-network output (not composited)."""
         x = fill_hole(image, mask, self.cfg.prefill, self.fill_value)
-        y = self.generator(torch.cat([x, mask], dim=1))
-        return x + y if self.cfg.output == "residual" else y
+        return residual_output(x, self.generator(torch.cat([x, mask], dim=1)), self.residual)
 
-    def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
-        image, mask = batch["image"], batch["mask"]
-        logs: dict[str, float] = {}
-        train_g, train_d = "generator" in phase.trains, "discriminator" in phase.trains
-        corners = local_crop_boxes(mask, self.local_size)
-        with ctx.autocast():
-            pred = self.complete(image, mask) if train_g else None
-        if train_d:
-            with torch.no_grad(), ctx.autocast():
-                fake = self.composite(pred if pred is not None else self.complete(image, mask), image, mask)
-            # Real crops use the same locations as the fakes' holes, as in the paper's code.
-            with ctx.autocast():
-                loss_d = d_loss(self.discriminator(image, corners), self.discriminator(fake.detach(), corners), self.cfg.adv_loss)
-            ctx.backward_step(loss_d, "discriminator")
-            logs["loss_d"] = loss_d.item()
-        if train_g:
-            with ctx.autocast():
-                mse = masked_mse(pred, image, mask)
-                loss_g = mse
-                if phase.name == "joint" and self.cfg.alpha > 0:
-                    ctx.freeze(self.discriminator)
-                    adv = g_loss(self.discriminator(self.composite(pred, image, mask), corners), self.cfg.adv_loss)
-                    ctx.unfreeze(self.discriminator)
-                    loss_g = mse + self.cfg.alpha * adv
-                    logs["loss_adv"] = adv.item()
-            ctx.backward_step(loss_g, "generator")
-            logs["loss_mse"] = mse.item()
-        return logs
+    def reconstruction_loss(self, pred: Tensor, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The paper's masked MSE over the hole."""
+        mse = masked_mse(pred, image, mask)
+        return mse, {"loss_mse": mse.item()}
 
-    @torch.no_grad()
-    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.composite(self.complete(image, mask).clamp(0, 1), image, mask)
+    def discriminator_inputs(self, mask: Tensor) -> tuple[Tensor]:
+        """The local discriminator's crop corners, centred on the holes (reals are cropped there too)."""
+        return (local_crop_boxes(mask, self.local_size),)
 
-    def after_warm_start(self, meta: dict) -> list[str]:
-        """A residual model warm-started from a non-residual one: the old last layer predicts the image,
-        not a correction; it restarts at zero so training starts from the pre-fill."""
-        if self.cfg.output == "residual" and meta.get("config", {}).get("output", "sigmoid") != "residual":
-            last = self.generator.net[-1]
-            with torch.no_grad():
-                last.weight.zero_()
-                last.bias.zero_()
-            return ["generator.net (last layer re-zeroed: the source model was not residual)"]
-        return []
+    def residual_layer(self) -> tuple[nn.Module, str]:
+        return self.generator.net[-1], "generator.net (last layer re-zeroed: the source model was not residual)"
+
+    def source_was_residual(self, config: dict) -> bool:
+        return config.get("output", "sigmoid") == "residual"
 
     def extra_state_for_export(self) -> dict:
         return {"fill_mean": [float(v) for v in self.fill_value.flatten()]}

@@ -8,7 +8,7 @@ discriminators in GLCIC's three phases (Iizuka et al. 2017, Sec. 3.4).
   filters, ReLU, BatchNorm on every layer but the first (as in Liu et al.). Decoder: nearest x2
   upsampling, concatenation with the skip features *and their masks* (multi-channel masks), a 3x3
   stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); the last layer (to image channels) has
-  neither and is followed by a sigmoid. ``width`` multiplies the filter counts; ``depth`` = number of
+  neither and is followed by a sigmoid. ``width_mult`` multiplies the filter counts; ``depth`` = number of
   stride-2 layers (5 at 128 px; the image side must be a multiple of 2**depth).
 - Discriminators: a global one on the whole image and two local ones on the left third and the right
   two thirds of the width (the report's two-hole mask puts one hole in each, see
@@ -39,9 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaintgan.losses import d_loss, g_loss, hole_ssim_loss, masked_mse
-from inpaintgan.methods.base import InpaintMethod, Phase
-from inpaintgan.nn.blocks import ConvBNAct
+from inpaintgan.config import renamed_fields
+from inpaintgan.losses import hole_ssim_loss, masked_mse
+from inpaintgan.methods.base import Phase
+from inpaintgan.methods.completion_gan import CompletionGAN, completion_phases, residual_output, zero_layer_
+from inpaintgan.nn.blocks import StridedConvDiscriminator
 from inpaintgan.nn.partial_conv import PartialConv2d
 from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
@@ -55,11 +57,12 @@ LOSSES = ("report", "liu")
 PREFILLS = ("none", "telea")
 
 
+@renamed_fields(width="width_mult", d_width="d_width_mult")  # a width is a channel count in the other methods
 @dataclass
 class PConvConfig:
-    width: float = 1.0  # multiplier of the U-Net's filter counts (1.0 = 64/128/256/256/256)
+    width_mult: float = 1.0  # multiplier of the U-Net's filter counts (1.0 = 64/128/256/256/256)
     depth: int = 5  # stride-2 encoder layers; image sides must be multiples of 2**depth
-    d_width: float = 1.0  # multiplier of the discriminators' filter counts (1.0 = 32/64/64/128/128)
+    d_width_mult: float = 1.0  # multiplier of the discriminators' filter counts (1.0 = 32/64/64/128/128)
     partial: bool = True  # False: the same U-Net with plain convolutions (ablation)
     local_discriminators: bool = True  # False: the global discriminator only (ablation)
     fill_value: float = 0.5  # partial=False only: value written into the hole (Liu et al. Fig. 2(e))
@@ -97,7 +100,7 @@ def _filters(base: Sequence[int], n: int, mult: float) -> list[int]:
 class _PlainConv2d(nn.Conv2d):
     """A plain convolution with PartialConv2d's call signature (the ablation; masks stay ``None``)."""
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, None]:
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, None]:
         return super().forward(x), None
 
 
@@ -116,27 +119,29 @@ class _ConvBlock(nn.Module):
         else:
             self.act = nn.Identity()
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        y, mask = self.conv(x, mask)
-        return self.act(self.bn(y)), mask
+    def forward(self, x: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``valid``: PartialConv2d's 1 = valid mask (internal to the U-Net), passed along updated."""
+        y, valid = self.conv(x, valid)
+        return self.act(self.bn(y)), valid
 
 
 class PConvUNet(nn.Module):
     """Liu et al.'s partial-convolution U-Net with the report's filters (see the module docstring).
 
-    ``forward(x, valid)``: ``x`` (N, in_channels, H, W) and ``valid`` (N, 1, H, W), **1 = valid**
-    (``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
+    ``forward(x, valid)``: ``x`` (N, in_channels, H, W) and ``valid`` (N, 1, H, W), **1 = valid**, the
+    inverse of the method's hole mask (an internal network: :meth:`PConvGAN.complete`, which takes
+    1 = hole, inverts once; ``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
     ``residual=True``: the raw last layer (zero at initialisation), a correction for the caller to add.
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
+        self, in_channels: int, out_channels: int, width_mult: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
     ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"U-Net depth must be >= 1, got {depth}")
         self.depth, self.partial, self.residual = depth, partial, residual
-        ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width)  # ch[i] = channels of encoder level i
+        ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width_mult)  # ch[i] = channels of encoder level i
         kernels = [ENCODER_KERNELS[min(i, len(ENCODER_KERNELS) - 1)] for i in range(depth)]
         self.encoder = nn.ModuleList(
             _ConvBlock(ch[i], ch[i + 1], kernels[i], 2, partial, bn=i > 0, act="relu") for i in range(depth)
@@ -147,8 +152,7 @@ class PConvUNet(nn.Module):
         )
         self.output = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act=None)
         if residual:  # the correction starts at exactly zero
-            nn.init.zeros_(self.output.conv.weight)
-            nn.init.zeros_(self.output.conv.bias)
+            zero_layer_(self.output.conv)
 
     @staticmethod
     def _cat_masks(up: Tensor | None, c_up: int, skip: Tensor | None, c_skip: int) -> Tensor | None:
@@ -185,44 +189,31 @@ class PConvUNet(nn.Module):
 # -------------------------------------------------------------------------------- discriminators
 
 
-class _ConvStack(nn.Module):
-    """5x5 stride-2 convolutions (BatchNorm after the first, LeakyReLU 0.2), flattened."""
+class RegionDiscriminator(StridedConvDiscriminator):
+    """One region's discriminator, the family's configuration from the report: 5x5 stride-2
+    convolutions (BatchNorm after the first, LeakyReLU 0.2), flattened (no fully connected layer: the
+    three regions' features are fused by :class:`TwoRegionDiscriminator`); layers under ``net``."""
 
     def __init__(self, in_channels: int, filters: Sequence[int], height: int, width: int):
-        super().__init__()
-        layers, c = [], in_channels
-        for i, f in enumerate(filters):
-            layers.append(ConvBNAct(c, f, 5, 2, bn=i > 0, act="lrelu"))
-            c = f
-        self.net = nn.Sequential(*layers)
-        self.height, self.width = height, width
-        oh, ow = height, width
-        for _ in filters:  # 5x5, stride 2, padding 2: ceil(n / 2)
-            oh, ow = math.ceil(oh / 2), math.ceil(ow / 2)
-        self.out_features = c * oh * ow
-
-    def forward(self, x: Tensor) -> Tensor:  # (N, C, height, width) -> (N, out_features)
-        if tuple(x.shape[-2:]) != (self.height, self.width):
-            raise ValueError(f"discriminator expects {self.height}x{self.width} inputs, got {tuple(x.shape[-2:])}")
-        return torch.flatten(self.net(x), 1)
+        super().__init__(in_channels, filters, (height, width), act="lrelu", bn_from=1, stack="net")
 
 
 class TwoRegionDiscriminator(nn.Module):
     """Global discriminator on the whole image plus local ones on the left third and the right two
     thirds of the width, fused by one fully connected unit into one logit (N, 1)."""
 
-    def __init__(self, channels: int, image_size: int, width: float = 1.0, local: bool = True):
+    def __init__(self, channels: int, image_size: int, width_mult: float = 1.0, local: bool = True):
         super().__init__()
         n_global = max(1, int(round(math.log2(image_size / 4))))  # down to ~4x4 (5 layers at 128 px)
-        filters = _filters(DISCRIMINATOR_FILTERS, n_global, width)
+        filters = _filters(DISCRIMINATOR_FILTERS, n_global, width_mult)
         self.third = image_size // 3  # the same split as masks.two_rect
-        self.global_d = _ConvStack(channels, filters, image_size, image_size)
+        self.global_d = RegionDiscriminator(channels, filters, image_size, image_size)
         self.local = local
         n_feat = self.global_d.out_features
         if local:
             local_filters = filters[: max(1, n_global - 1)]  # one layer fewer: the regions are smaller
-            self.left_d = _ConvStack(channels, local_filters, image_size, self.third)
-            self.right_d = _ConvStack(channels, local_filters, image_size, image_size - self.third)
+            self.left_d = RegionDiscriminator(channels, local_filters, image_size, self.third)
+            self.right_d = RegionDiscriminator(channels, local_filters, image_size, image_size - self.third)
             n_feat += self.left_d.out_features + self.right_d.out_features
         self.fuse = nn.Linear(n_feat, 1)
 
@@ -381,7 +372,7 @@ def liu_loss(
 
 
 @register_method("pconv")
-class PConvGAN(InpaintMethod):
+class PConvGAN(CompletionGAN):
     """Partial-convolution U-Net generator + global/two-local discriminators (see the module docstring)."""
 
     Config = PConvConfig
@@ -407,8 +398,8 @@ class PConvGAN(InpaintMethod):
                 f"got {image_size} (change data.image_size or model.depth)"
             )
         in_ch = channels if cfg.partial else channels + 1  # plain convolutions also see the hole mask
-        self.generator = PConvUNet(in_ch, channels, cfg.width, cfg.depth, cfg.partial, cfg.residual)
-        self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width, cfg.local_discriminators)
+        self.generator = PConvUNet(in_ch, channels, cfg.width_mult, cfg.depth, cfg.partial, cfg.residual)
+        self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width_mult, cfg.local_discriminators)
         # The VGG16 of the liu loss lives outside the module tree: not trained, not saved in checkpoints
         # or model files, not needed at inference. Loaded by configure_optimizers (training only).
         self._frozen: dict[str, nn.Module] = {}
@@ -433,28 +424,21 @@ class PConvGAN(InpaintMethod):
 
     def phases(self) -> list[Phase]:
         c = self.cfg
-        if c.adv_weight == 0:  # "MSE only": no discriminator to train; the generator gets the same steps
-            return [
-                Phase("completion", c.steps_completion, {"generator"}),
-                Phase("discriminator", 0, {"discriminator"}),
-                Phase("joint", c.steps_joint, {"generator"}),
-            ]
-        return [
-            Phase("completion", c.steps_completion, {"generator"}),
-            Phase("discriminator", c.steps_discriminator, {"discriminator"}),
-            Phase("joint", c.steps_joint, {"generator", "discriminator"}),
-        ]
+        # adv_weight 0, "MSE only": no discriminator to train; the generator gets the same steps
+        return completion_phases(c.steps_completion, c.steps_discriminator, c.steps_joint, adversarial=c.adv_weight != 0)
 
-    def after_warm_start(self, meta: dict) -> list[str]:
-        """Warm start of a residual U-Net from a non-residual one: the old last layer predicts the
-        image (through a sigmoid), not a correction; it goes back to zero so training starts from the
-        pre-fill."""
-        if self.cfg.residual and not meta.get("config", {}).get("residual", False):
-            with torch.no_grad():
-                self.generator.output.conv.weight.zero_()
-                self.generator.output.conv.bias.zero_()
-            return ["generator.output.conv (re-zeroed: the source model was not residual)"]
-        return []
+    # the parts of the shared training step (methods.completion_gan)
+    adv_loss = "bce"  # -log D(G(x)) for the generator
+    adv_weight = property(lambda self: self.cfg.adv_weight)
+    residual = property(lambda self: self.cfg.residual)
+
+    def residual_layer(self) -> tuple[nn.Module, str]:
+        """The U-Net's last convolution: a non-residual source's predicts the image (through a
+        sigmoid), not a correction."""
+        return self.generator.output.conv, "generator.output.conv (re-zeroed: the source model was not residual)"
+
+    def source_was_residual(self, config: dict) -> bool:
+        return bool(config.get("residual", False))
 
     # ------------------------------------------------------------------ networks and losses
 
@@ -463,8 +447,7 @@ class PConvGAN(InpaintMethod):
         if self.cfg.partial:
             return self.generator(image, 1 - mask)  # PartialConv2d masks: 1 = valid; hole values are never read
         x = fill_hole(image, mask, self.cfg.prefill, self.cfg.fill_value)
-        y = self.generator(torch.cat([x, mask], dim=1), None)
-        return x + y if self.cfg.residual else y  # residual: may leave [0, 1]; inpaint() clamps
+        return residual_output(x, self.generator(torch.cat([x, mask], dim=1), None), self.cfg.residual)
 
     def reconstruction_loss(self, pred: Tensor, image: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The configured reconstruction loss and its logged terms."""
@@ -481,32 +464,3 @@ class PConvGAN(InpaintMethod):
             logs["loss_ssim"] = l_ssim.item()
         return total, logs
 
-    def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
-        image, mask = batch["image"], batch["mask"]
-        logs: dict[str, float] = {}
-        train_g, train_d = "generator" in phase.trains, "discriminator" in phase.trains
-        with ctx.autocast():
-            pred = self.complete(image, mask) if train_g else None
-        if train_d:
-            with torch.no_grad(), ctx.autocast():
-                fake = self.composite(pred if pred is not None else self.complete(image, mask), image, mask)
-            with ctx.autocast():
-                loss_d = d_loss(self.discriminator(image), self.discriminator(fake), "bce")
-            ctx.backward_step(loss_d, "discriminator")
-            logs["loss_d"] = loss_d.item()
-        if train_g:
-            with ctx.autocast():
-                loss_g, rec_logs = self.reconstruction_loss(pred, image, mask)
-                if phase.name == "joint" and self.cfg.adv_weight > 0:
-                    ctx.freeze(self.discriminator)
-                    adv = g_loss(self.discriminator(self.composite(pred, image, mask)), "bce")  # -log D(G(x))
-                    ctx.unfreeze(self.discriminator)
-                    loss_g = loss_g + self.cfg.adv_weight * adv
-                    logs["loss_adv"] = adv.item()
-            ctx.backward_step(loss_g, "generator")
-            logs.update(rec_logs)
-        return logs
-
-    @torch.no_grad()
-    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.composite(self.complete(image, mask).clamp(0, 1), image, mask)

@@ -56,6 +56,7 @@ from inpaintgan.losses import d_loss, g_loss
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.nn.blocks import init_gan_weights
 from inpaintgan.registry import register_method
+from inpaintgan.tensors import eval_mode, to_uint8
 
 Z_PRIORS = ("uniform", "normal")
 STOP_RULES = ("median", "probabilistic", "none")
@@ -182,6 +183,18 @@ def context_loss(x: Tensor, y: Tensor, weights: Tensor) -> Tensor:
     return (weights * (x - y)).abs().flatten(1).sum(1)
 
 
+def _not_stopped(logit: Tensor, stop_rule: str, threshold: Tensor | None, generator: torch.Generator) -> Tensor:
+    """(N,) bool: the samples collaborative refinement keeps stepping, by D's ``logit`` (N,): ``median``
+    stops a sample once its logit reaches ``threshold``; ``probabilistic`` accepts it with probability
+    sigmoid(logit) (one uniform draw per sample from ``generator``); ``none`` never stops."""
+    if stop_rule == "median":
+        return logit < threshold
+    if stop_rule == "probabilistic":
+        u = torch.rand(logit.shape[0], generator=generator, device=generator.device).to(logit.device)
+        return u >= torch.sigmoid(logit)
+    return torch.ones_like(logit, dtype=torch.bool)
+
+
 # ------------------------------------------------------------------------------ heatmaps, figures
 
 
@@ -206,10 +219,7 @@ def heatmap_to_rgb(heatmap: Tensor, cmap: str = "inferno") -> Tensor:
 
 def _to_rgb_u8(t: Tensor) -> np.ndarray:
     """(N, 1|3, H, W) in [0, 1] -> uint8 (N, H, W, 3)."""
-    t = t.detach().float().cpu().clamp(0, 1)
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
-    return (t.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    return to_uint8(t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t)
 
 
 REPORT_COLUMNS = ("input", "proposal", "heatmap", "refined", "original")
@@ -260,19 +270,6 @@ def report_figure(
 # ------------------------------------------------------------------------------------------ method
 
 
-@contextlib.contextmanager
-def _eval_mode(*modules: nn.Module):
-    """Eval mode inside the block; every submodule's own flag restored after it."""
-    saved = [(m, m.training) for mod in modules for m in mod.modules()]
-    for mod in modules:
-        mod.eval()
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
 @register_method("semantic")
 class SemanticInpainting(InpaintMethod):
     """DCGAN + latent search (Yeh et al.) + collaborative refinement (Liu et al.); see the module docstring."""
@@ -302,16 +299,11 @@ class SemanticInpainting(InpaintMethod):
             raise ValueError(f"model.refine_layer must be in 0..{n_blocks} (generator blocks), got {cfg.refine_layer}")
         # D's median logit on real images (the deterministic stopping threshold); +inf = not calibrated
         self.register_buffer("d_real_median", torch.full((1,), float("inf")))
-        # Set by configure_optimizers / train_step, i.e. only in a method set up for training: inpaint()
-        # then uses val_iterations / val_restarts (the trainer's validation and sample grids, which run
-        # every epoch). Methods built for inference (load_model, Inpainter) never set it.
-        self._preview = False
         self._warned_uncalibrated = False
 
     # ------------------------------------------------------------------ training
 
     def configure_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
-        self._preview = True  # set up for training: validation / sample grids use val_iterations
         if train_cfg.optimizer != "adam":
             raise ValueError(f"semantic supports optimizer 'adam' only (the DCGAN's), got {train_cfg.optimizer!r}")
         return self.adam_optimizers(train_cfg)
@@ -332,7 +324,6 @@ class SemanticInpainting(InpaintMethod):
         return z.to(device) if device is not None else z
 
     def train_step(self, batch, phase: Phase, step: int, ctx) -> dict[str, float]:
-        self._preview = True
         image = batch["image"]
         real = image * 2 - 1
         _, _, local = phase_at(self.phases(), step)
@@ -358,7 +349,7 @@ class SemanticInpainting(InpaintMethod):
         """Liu et al.'s discriminator shaping on inpaintings: refined composites (fake) vs real."""
         cfg = self.cfg
         n = real.shape[0]
-        with _eval_mode(self.generator, self.discriminator):
+        with eval_mode(self.generator, self.discriminator):
             with torch.no_grad():
                 threshold = self.discriminator(real).float().quantile(0.5)  # the current D's median
             if cfg.shaping_search_iterations > 0:
@@ -382,7 +373,7 @@ class SemanticInpainting(InpaintMethod):
 
     @torch.no_grad()
     def _calibrate(self, real: Tensor) -> float:
-        with _eval_mode(self.discriminator):
+        with eval_mode(self.discriminator):
             med = self.discriminator(real).float().quantile(0.5)
         self.d_real_median.fill_(float(med))
         return float(med)
@@ -487,14 +478,7 @@ class SemanticInpainting(InpaintMethod):
         k = cfg.refine_layer
         pixel_space = k == len(self.generator.blocks)
         n = h.shape[0]
-        if stop_rule == "median":
-            thr = self.d_real_median if threshold is None else torch.as_tensor(threshold)
-            thr = thr.to(h.device, torch.float32).reshape(())
-            if not torch.isfinite(thr) and not self._warned_uncalibrated:
-                warnings.warn(
-                    "semantic: d_real_median is not calibrated (call calibrate(real_images) or train the gan "
-                    "phase to its end); refining every sample for all refine_steps", stacklevel=2)
-                self._warned_uncalibrated = True
+        thr = self._median_threshold(threshold, h.device) if stop_rule == "median" else None
         if generator is None:
             generator = torch.Generator().manual_seed(int(cfg.seed) + 1)
 
@@ -515,11 +499,7 @@ class SemanticInpainting(InpaintMethod):
                 logit = self.discriminator(view(x)).float()
             if t == 0:
                 logit0 = logit.detach()
-            if stop_rule == "median":
-                active = active & (logit.detach() < thr)
-            elif stop_rule == "probabilistic":
-                u = torch.rand(n, generator=generator, device=generator.device).to(h.device)
-                active = active & (u >= torch.sigmoid(logit.detach()))
+            active = active & _not_stopped(logit.detach(), stop_rule, thr, generator)
             if last or not bool(active.any()):
                 break
             (grad,) = torch.autograd.grad(F.softplus(-logit).sum(), hv)
@@ -534,6 +514,18 @@ class SemanticInpainting(InpaintMethod):
         x = torch.where(moved, x, x0)  # samples that never stepped: exactly the proposal
         return {"h": h.detach(), "x": x, "steps": taken, "logit_initial": logit0, "logit": logit.detach()}
 
+    def _median_threshold(self, threshold: float | Tensor | None, device) -> Tensor:
+        """The ``median`` stopping rule's threshold: ``threshold``, else the ``d_real_median`` buffer
+        (a warning, once, when it was never calibrated: then no sample stops early)."""
+        thr = self.d_real_median if threshold is None else torch.as_tensor(threshold)
+        thr = thr.to(device, torch.float32).reshape(())
+        if not torch.isfinite(thr) and not self._warned_uncalibrated:
+            warnings.warn(
+                "semantic: d_real_median is not calibrated (call calibrate(real_images) or train the gan "
+                "phase to its end); refining every sample for all refine_steps", stacklevel=3)
+            self._warned_uncalibrated = True
+        return thr
+
     # ------------------------------------------------------------------ inference API
 
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -544,9 +536,6 @@ class SemanticInpainting(InpaintMethod):
         if unknown:
             raise TypeError(f"unknown inpaint option(s) {', '.join(unknown)}; known: {', '.join(known)}")
         o = {k: getattr(cfg, k) for k in known}
-        if self._preview:  # the trainer's validation and sample grids
-            o["iterations"] = cfg.val_iterations or cfg.iterations
-            o["restarts"] = cfg.val_restarts or cfg.restarts
         o.update({k: v for k, v in overrides.items() if v is not None})
         if o["blend"] not in BLENDS:
             raise ValueError(f"unknown blend {o['blend']!r}; known: {', '.join(BLENDS)}")
@@ -558,7 +547,7 @@ class SemanticInpainting(InpaintMethod):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode(False))  # the Inpainter calls inpaint in inference mode
         stack.enter_context(torch.enable_grad())  # the trainer's validation calls it under no_grad
-        stack.enter_context(_eval_mode(self.generator, self.discriminator))
+        stack.enter_context(eval_mode(self.generator, self.discriminator))
         return stack
 
     def _prepare(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -581,8 +570,7 @@ class SemanticInpainting(InpaintMethod):
 
             blended = []
             for i in range(out.shape[0]):
-                orig = (image[i].detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-                fill = (out[i].detach().float().cpu().permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                orig, fill = to_uint8(image[i]), to_uint8(out[i])  # out is already in [0, 1]
                 hole = mask[i, 0].detach().cpu().numpy() > 0.5
                 if orig.shape[2] == 1:
                     orig, fill = orig[:, :, 0], fill[:, :, 0]
@@ -619,6 +607,12 @@ class SemanticInpainting(InpaintMethod):
         x = r["refined_raw"] if refine else r["proposal_raw"]
         return self._finish(x, image, mask, o["blend"])
 
+    def preview_inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Training runs' validation and sample grids: :meth:`inpaint` with ``val_iterations`` /
+        ``val_restarts`` (0 = the inference settings)."""
+        cfg = self.cfg
+        return self.inpaint(image, mask, iterations=cfg.val_iterations or cfg.iterations, restarts=cfg.val_restarts or cfg.restarts)
+
     def inpaint_detailed(self, image: Tensor, mask: Tensor, **overrides: Any) -> dict[str, Tensor]:
         """Proposal and refined result together (always both, whatever ``collaborative`` says):
 
@@ -652,7 +646,7 @@ class SemanticInpainting(InpaintMethod):
         """n unconditional DCGAN samples in [0, 1] (eval mode), from a seeded generator."""
         gen = torch.Generator().manual_seed(self.cfg.seed if seed is None else int(seed))
         dev = self.d_real_median.device
-        with _eval_mode(self.generator):
+        with eval_mode(self.generator):
             return ((self.generator(self.sample_z(n, gen, dev)) + 1) / 2).clamp(0, 1)
 
     def extra_state_for_export(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,30 +40,77 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
-class DownsamplingDiscriminator(nn.Module):
-    """Stride-2 5x5 convs (BN + ReLU) down to a ``final``x``final`` map, then a fully connected layer.
+class StridedConvDiscriminator(nn.Module):
+    """The strided-convolution discriminator family that GLCIC, the partial-convolution GAN and
+    DeepFill configure: ``len(filters)`` ``kernel`` x ``kernel`` stride-2 convolutions ('same' padding
+    ``kernel // 2``, so each halves the side, rounding up), each followed by BatchNorm (on layers
+    ``i >= bn_from``; ``None``: none) and an activation (``relu`` | ``lrelu``, slope 0.2); then the
+    features are flattened and, with ``out_features``, go through one fully connected layer ``fc``.
+    ``size`` is the fixed input side (int) or ``(height, width)``, checked in ``forward``, which
+    returns (N, ``self.out_features``).
 
-    GLCIC's global (256 -> 4, six convs) and local (128 -> 4, five convs) discriminators are both this
-    shape (Iizuka et al. 2017, Table 2); channels double from ``width`` up to ``8 * width``.
+    Configurations: :class:`DownsamplingDiscriminator` (GLCIC's global and local ones: ReLU, BN from
+    the second layer, 1024 outputs), ``methods.pconv.RegionDiscriminator`` (the three regions of ``TwoRegionDiscriminator``:
+    LeakyReLU, BN from the second layer, no ``fc``: the caller fuses them) and
+    ``methods.deepfill.WGANCritic`` (LeakyReLU, no BN, one output).
+
+    State-dict names stay those of the model files each configuration has written: the layers live in
+    attribute ``stack`` ("features", or "net" for pconv's); ``grouped=True`` wraps each conv / BN /
+    activation in a :class:`ConvBNAct` (``features.<i>.0.weight``), ``grouped=False`` lists them flat
+    (``features.<2i>.weight``, DeepFill's critics).
     """
 
-    def __init__(self, in_ch: int, size: int, width: int = 64, out_features: int = 1024, final: int = 4, bn=True):
+    def __init__(
+        self,
+        in_ch: int,
+        filters: Sequence[int],
+        size: int | tuple[int, int],
+        *,
+        kernel: int = 5,
+        act: str = "lrelu",
+        bn_from: int | None = 1,
+        out_features: int | None = None,
+        grouped: bool = True,
+        stack: str = "features",
+        what: str = "discriminator",
+    ):
         super().__init__()
-        n_down = max(1, int(round(math.log2(size / final))))
-        layers, c = [], in_ch
-        for i in range(n_down):
-            cout = width * min(2**i, 8)
-            layers.append(ConvBNAct(c, cout, 5, 2, bn=bn and i > 0, act="relu"))
-            c = cout
-        self.features = nn.Sequential(*layers)
-        spatial = math.ceil(size / 2**n_down)
-        self.fc = nn.Linear(c * spatial * spatial, out_features)
-        self.size = size
+        self.height, self.width = (size, size) if isinstance(size, int) else tuple(size)
+        self.size = self.height if self.height == self.width else (self.height, self.width)
+        self.what, self.stack_name = what, stack
+        layers: list[nn.Module] = []
+        c, oh, ow = in_ch, self.height, self.width
+        for i, cout in enumerate(filters):
+            bn = bn_from is not None and i >= bn_from
+            if grouped:
+                layers.append(ConvBNAct(c, cout, kernel, 2, bn=bn, act=act))
+            else:
+                layers.append(nn.Conv2d(c, cout, kernel, 2, kernel // 2, bias=not bn))
+                layers += [nn.BatchNorm2d(cout)] if bn else []
+                layers.append(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2))
+            c, oh, ow = cout, math.ceil(oh / 2), math.ceil(ow / 2)
+        self.add_module(stack, nn.Sequential(*layers))
+        n_feat = c * oh * ow
+        self.fc = nn.Linear(n_feat, out_features) if out_features is not None else None
+        self.out_features = n_feat if out_features is None else out_features
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            raise ValueError(f"discriminator expects {self.size}x{self.size} inputs, got {tuple(x.shape[-2:])}")
-        return self.fc(torch.flatten(self.features(x), 1))
+    def forward(self, x: Tensor) -> Tensor:  # (N, C, height, width) -> (N, out_features)
+        if x.shape[-2] != self.height or x.shape[-1] != self.width:
+            raise ValueError(f"{self.what} expects {self.height}x{self.width} inputs, got {tuple(x.shape[-2:])}")
+        y = torch.flatten(getattr(self, self.stack_name)(x), 1)
+        return self.fc(y) if self.fc is not None else y
+
+
+class DownsamplingDiscriminator(StridedConvDiscriminator):
+    """GLCIC's configuration: stride-2 5x5 convs (BN + ReLU) down to a ``final``x``final`` map, then a
+    fully connected layer. The global (256 -> 4, six convs) and local (128 -> 4, five convs)
+    discriminators are both this shape (Iizuka et al. 2017, Table 2); channels double from ``width``
+    up to ``8 * width``."""
+
+    def __init__(self, in_ch: int, size: int, width: int = 64, out_features: int = 1024, final: int = 4, bn=True):
+        n_down = max(1, int(round(math.log2(size / final))))
+        filters = [width * min(2**i, 8) for i in range(n_down)]
+        super().__init__(in_ch, filters, size, act="relu", bn_from=1 if bn else None, out_features=out_features)
 
 
 def init_gan_weights(module: nn.Module) -> None:

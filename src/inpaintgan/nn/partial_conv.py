@@ -1,8 +1,10 @@
 """Partial convolution (Liu, Reda, Shih, Wang, Tao, Catanzaro, "Image Inpainting for Irregular Holes
 Using Partial Convolutions", ECCV 2018, Sec. 3.1, eq. 1-2).
 
-**Mask convention inside this module: 1 = valid (known) pixel, 0 = hole** -- the paper's ``M``. The
-rest of inpaintgan uses 1 = hole; a network built from these layers converts once, at its entry.
+**Mask convention inside this module: 1 = valid (known) pixel, 0 = hole** -- the paper's ``M``, named
+``valid`` at the layer's signature. Every public boundary of inpaintgan (methods, Inpainter, CLI, API)
+takes 1 = hole; this internal layer inverts, and a network built from it converts once, at its entry
+(``PConvGAN.complete`` passes ``1 - mask``).
 
 For a window with input ``X``, mask ``M``, weights ``W`` and bias ``b``::
 
@@ -32,8 +34,8 @@ from torch import Tensor, nn
 class PartialConv2d(nn.Conv2d):
     """A ``nn.Conv2d`` that convolves valid pixels only and returns the updated mask.
 
-    ``forward(x, mask)`` takes ``x`` (N, C_in, H, W) and ``mask`` (N, 1, H, W) or (N, C_in, H, W)
-    with **1 = valid**, 0 = hole (``None`` = everything valid), and returns ``(out, new_mask)``:
+    ``forward(x, valid)`` takes ``x`` (N, C_in, H, W) and ``valid`` (N, 1, H, W) or (N, C_in, H, W)
+    with **1 = valid**, 0 = hole (the inverse of inpaintgan's public hole masks) (``None`` = everything valid), and returns ``(out, new_mask)``:
     ``out`` (N, C_out, H', W'), zero where the window saw no valid pixel; ``new_mask`` 1 where it saw
     one, shaped (N, 1, H', W') for a single-channel mask and (N, C_out, H', W') (an expanded view, all
     channels equal) for a multi-channel one, so layers chain in either mode.
@@ -67,7 +69,9 @@ class PartialConv2d(nn.Conv2d):
         # state_dicts stay identical to nn.Conv2d's.
         self.register_buffer("mask_kernel", torch.ones(1, in_channels, kh, kw), persistent=False)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``valid``: 1 = valid pixel, 0 = hole (not inpaintgan's 1 = hole); see the class docstring."""
+        mask = valid
         n, c, h, w = x.shape
         if mask is None:
             mask = x.new_ones(n, 1, h, w)

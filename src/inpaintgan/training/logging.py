@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from inpaintgan.tensors import to_uint8
+
 
 def make_grid(rows: list[Tensor], pad: int = 2, pad_value: float = 1.0) -> Tensor:
     """Columns side by side: ``rows`` is a list of (N, C, H, W) batches (e.g. [masked input, output,
@@ -35,7 +37,7 @@ def masked_input_view(image: Tensor, mask: Tensor) -> Tensor:
 
 def save_image(t: Tensor, path: str | Path, upscale: int = 1) -> Path:
     """(C, H, W) in [0, 1] -> PNG, optionally enlarged (nearest) so tiny images stay visible."""
-    arr = (t.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    arr = to_uint8(t)  # (H, W, C)
     im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     if upscale > 1:
         im = im.resize((im.width * upscale, im.height * upscale), Image.NEAREST)

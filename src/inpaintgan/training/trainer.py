@@ -30,6 +30,7 @@ from inpaintgan.finite import NonFiniteError
 from inpaintgan.masks import build_mask_generator
 from inpaintgan.methods.base import InpaintMethod, Phase, phase_at
 from inpaintgan.registry import get_method
+from inpaintgan.tensors import eval_mode, frozen
 from inpaintgan.training import distributed as D
 from inpaintgan.training.logging import MetricLogger, format_postfix, make_grid, masked_input_view, save_image
 from inpaintgan.training.state import checkpoint_step, find_resume, list_checkpoints, save_checkpoint
@@ -86,6 +87,7 @@ class TrainContext:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # The methods' own randomness (latent codes, interpolation factors, noise) comes from here.
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self._frozen: dict[int, list] = {}  # id(module) -> open freeze() blocks, innermost last
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -108,29 +110,23 @@ class TrainContext:
         self.scaler.step(opt)
         self.scaler.update()
 
-    @staticmethod
-    def freeze(module: nn.Module) -> None:
-        """Stop gradients into ``module`` (e.g. the discriminator during the generator's step)."""
-        for p in module.parameters():
-            p.requires_grad_(False)
+    def freeze(self, module: nn.Module) -> None:
+        """Stop gradients into ``module`` (e.g. the discriminator during the generator's step) until
+        :meth:`unfreeze`; each parameter's ``requires_grad`` is remembered. Calls may nest."""
+        block = frozen(module)
+        block.__enter__()
+        self._frozen.setdefault(id(module), []).append(block)
 
-    @staticmethod
-    def unfreeze(module: nn.Module) -> None:
-        for p in module.parameters():
-            p.requires_grad_(True)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module):
-    """Eval mode inside the block; every submodule's own train/eval flag restored after it (a plain
-    ``module.train()`` would switch frozen networks back to train mode and move their BN statistics)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, flag in modes:
-            m.training = flag
+    def unfreeze(self, module: nn.Module) -> None:
+        """Undo the latest :meth:`freeze` of ``module``: every parameter gets back the ``requires_grad``
+        it had then (a network the phase froze stays frozen). Without a matching freeze: all on."""
+        blocks = self._frozen.get(id(module))
+        if not blocks:
+            module.requires_grad_(True)
+            return
+        blocks.pop().__exit__(None, None, None)
+        if not blocks:
+            del self._frozen[id(module)]
 
 
 def lr_factor(schedule: str, step: int, total: int, min_factor: float) -> float:
@@ -166,15 +162,17 @@ def set_phase_modes(method: InpaintMethod, optimizers: dict, phase: Phase) -> No
 
 
 @torch.no_grad()
-def evaluate(method: InpaintMethod, loader, device, max_batches: int = 0) -> dict[str, float]:
-    """Validation: hole L1, hole MSE and PSNR (per image, from hole MSE, averaged), on [0, 1] pixels."""
+def evaluate(method: InpaintMethod, loader, device, max_batches: int = 0, preview: bool = False) -> dict[str, float]:
+    """Validation: hole L1, hole MSE and PSNR (per image, from hole MSE, averaged), on [0, 1] pixels.
+    ``preview``: fill with :meth:`~InpaintMethod.preview_inpaint` (a training run's cheaper settings)."""
+    fill = method.preview_inpaint if preview else method.inpaint
     l1s, mses, psnrs = [], [], []
     for i, batch in enumerate(loader):
         if max_batches and i >= max_batches:
             break
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         with eval_mode(method):
-            out = method.inpaint(image, mask).float()
+            out = fill(image, mask).float()
         l1s.append(metrics.l1(out, image, mask).cpu())
         mses.append(metrics.mse(out, image, mask).cpu())
         psnrs.append(metrics.psnr(out, image, mask).cpu())
@@ -372,7 +370,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         if not self.dist.is_main:
             return {}
-        self.last_val = evaluate(self.method, self.val_loader(), self.device, self.cfg.train.val_batches)
+        self.last_val = evaluate(self.method, self.val_loader(), self.device, self.cfg.train.val_batches, preview=True)
         self.last_val_step = self.step
         self.logger.log(self.step, self.last_val, prefix="val/")
         return self.last_val
@@ -383,7 +381,7 @@ class Trainer:
         batch = next(iter(DataLoader(self.val_ds, batch_size=min(8, len(self.val_ds)))))
         image, mask = batch["image"].to(self.device), batch["mask"].to(self.device)
         with torch.no_grad(), eval_mode(self.method):
-            out = self.method.inpaint(image, mask)
+            out = self.method.preview_inpaint(image, mask)
         grid = make_grid([masked_input_view(image, mask), out, image])
         upscale = max(1, 128 // self.cfg.data.image_size)
         return save_image(grid, self.out_dir / "samples" / f"step_{self.step:08d}.png", upscale=upscale)
@@ -418,7 +416,41 @@ class Trainer:
         return (str(ckpt) if ckpt else None), existing, error
 
     def run(self, resume: str = "") -> TrainResult:
-        tc = self.cfg.train
+        """Resume or start (:meth:`_open_run`), step through the phases, then validate, write samples and
+        a last checkpoint (:meth:`_close_run`)."""
+        ckpt, replaced = self._open_run(resume)
+        last_ckpt = ckpt
+        start_time = time.time()
+        from inpaintgan.progress import progress  # a bar on a terminal, plain lines in a log
+
+        bar = progress(total=self.total, initial=self.step, quiet=not self.progress, desc=self.cfg.method, unit="step")
+        stream = self._batches()
+        current_phase = None
+        try:
+            while self.step < self.total:
+                _, phase, _ = phase_at(self.phases, self.step)
+                if phase is not current_phase:
+                    set_phase_modes(self.method, self.optimizers, phase)
+                    current_phase = phase
+                batch = next(stream)
+                logs = self._step(batch, phase, last_ckpt)
+                for p in replaced:  # the new run has started: the replaced run's checkpoints go now
+                    p.unlink(missing_ok=True)
+                replaced = []
+                bar.update(1)
+                if self.progress:
+                    bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
+                last_ckpt = self._after_step(logs) or last_ckpt
+                if self._time_up(start_time):
+                    break
+        finally:
+            bar.close()
+        return self._close_run(last_ckpt)
+
+    def _open_run(self, resume: str) -> tuple[Path | None, list[Path]]:
+        """Decide what to resume from and load it, prepare the run folder and the logger. Returns the
+        checkpoint resumed from (or None) and the checkpoints of a run being replaced (``--resume
+        none``), deleted once the new run has made its first step."""
         # Rank 0 decides what to resume from and every process follows (the same checkpoint, or the
         # same error on all ranks rather than one rank failing while the others wait in a collective).
         decision = self._resume_decision(resume) if self.dist.is_main else None
@@ -426,7 +458,6 @@ class Trainer:
         if error:
             raise CheckpointError(error)
         ckpt = Path(ckpt_name) if ckpt_name else None
-        # a deliberate restart: the old run's checkpoints go once the new run has made its first step
         replaced = list_checkpoints(self.out_dir) if resume == "none" and self.dist.is_main else []
         if ckpt is not None:
             from inpaintgan.checkpoints import load_training_state
@@ -443,58 +474,49 @@ class Trainer:
         if self.dist.is_main:
             _remove_stale_temp_files(self.out_dir)
             (self.out_dir / "config.yaml").write_text(dump_config(self.cfg))
-        self.logger = MetricLogger(self.out_dir, tc.tensorboard and self.dist.is_main)
+        self.logger = MetricLogger(self.out_dir, self.cfg.train.tensorboard and self.dist.is_main)
         self.logger.truncate_after(self.step)
         if ckpt is not None and self.dist.is_main:
             tqdm.write(f"resumed from {ckpt} at step {self.step}")
-        last_ckpt = ckpt
-        start_time = time.time()
-        from inpaintgan.progress import progress  # a bar on a terminal, plain lines in a log
+        return ckpt, replaced
 
-        bar = progress(total=self.total, initial=self.step, quiet=not self.progress, desc=self.cfg.method, unit="step")
-        stream = self._batches()
-        current_phase = None
+    def _step(self, batch: dict[str, Tensor], phase: Phase, last_ckpt: Path | None) -> dict[str, float]:
+        """One optimisation step at the scheduled learning rates; a non-finite loss stops the run with
+        what to do about it. Advances ``self.step``."""
+        tc = self.cfg.train
+        factor = lr_factor(tc.lr_schedule, self.step, self.schedule_total, tc.lr_min_factor)
+        for name, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name]):
+                group["lr"] = base * factor
         try:
-            while self.step < self.total:
-                _, phase, _ = phase_at(self.phases, self.step)
-                if phase is not current_phase:
-                    set_phase_modes(self.method, self.optimizers, phase)
-                    current_phase = phase
-                batch = next(stream)
-                factor = lr_factor(tc.lr_schedule, self.step, self.schedule_total, tc.lr_min_factor)
-                for name, opt in self.optimizers.items():
-                    for group, base in zip(opt.param_groups, self.base_lrs[name]):
-                        group["lr"] = base * factor
-                try:
-                    logs = self.method.train_step(batch, phase, self.step, self.ctx)
-                    bad = [k for k, v in logs.items() if not math.isfinite(v)]
-                    if bad:
-                        raise NonFiniteError(f"non-finite {', '.join(bad)}")
-                except NonFiniteError as e:
-                    raise NonFiniteError(
-                        f"training stopped at step {self.step + 1} (phase {phase.name}): {e}; nothing was saved after "
-                        f"the last good checkpoint ({last_ckpt or 'none yet'}); lower train.lr or set train.grad_clip, "
-                        "then --resume"
-                    ) from None
-                self.step += 1
-                for p in replaced:  # the new run has started: the replaced run's checkpoints go now
-                    p.unlink(missing_ok=True)
-                replaced = []
-                bar.update(1)
-                if self.progress:
-                    bar.set_postfix({"phase": phase.name, **format_postfix(logs)}, refresh=False)
-                if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
-                    self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
-                if tc.val_every and self.step % tc.val_every == 0:
-                    self.validate()
-                if tc.sample_every and self.step % tc.sample_every == 0:
-                    self.write_samples()
-                if tc.ckpt_every and self.step % tc.ckpt_every == 0:
-                    last_ckpt = self.save() or last_ckpt
-                if self._time_up(start_time):
-                    break
-        finally:
-            bar.close()
+            logs = self.method.train_step(batch, phase, self.step, self.ctx)
+            bad = [k for k, v in logs.items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteError(f"non-finite {', '.join(bad)}")
+        except NonFiniteError as e:
+            raise NonFiniteError(
+                f"training stopped at step {self.step + 1} (phase {phase.name}): {e}; nothing was saved after "
+                f"the last good checkpoint ({last_ckpt or 'none yet'}); lower train.lr or set train.grad_clip, "
+                "then --resume"
+            ) from None
+        self.step += 1
+        return logs
+
+    def _after_step(self, logs: dict[str, float]) -> Path | None:
+        """Logs, validation, samples and checkpoints due at this step; the checkpoint written, if any."""
+        tc = self.cfg.train
+        if self.dist.is_main and (self.step % tc.log_every == 0 or self.step == self.total):
+            self.logger.log(self.step, {**logs, "epoch": self.epoch}, prefix="train/")
+        if tc.val_every and self.step % tc.val_every == 0:
+            self.validate()
+        if tc.sample_every and self.step % tc.sample_every == 0:
+            self.write_samples()
+        if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+            return self.save()
+        return None
+
+    def _close_run(self, last_ckpt: Path | None) -> TrainResult:
+        """The end of a run (or of its time limit): validation, samples and a checkpoint at the last step."""
         if self.dist.is_main:
             if getattr(self, "last_val_step", None) != self.step:
                 self.validate()
