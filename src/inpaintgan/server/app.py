@@ -39,15 +39,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
 import logging
 import math
-import struct
 import threading
 import time
-import warnings
-import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -60,15 +56,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from inpaintgan import __version__
-from inpaintgan.imagefile import ImageFile, encode_image_file, from_decoded, header_facts
-from inpaintgan.imageio import dilate_mask, mask_from_array
+from inpaintgan.imagefile import (
+    ImageFile,
+    ImageReadError,
+    ReadRules,
+    encode_image_file,
+    open_image,
+    read_image_file,
+)
+from inpaintgan.imagefile import human_bytes as _mb
+from inpaintgan.imageio import dilate_mask, fit_mask, read_mask
 from inpaintgan.inpainter import STRATEGIES, Inpainter
 from inpaintgan.postprocess import BLEND_MODES
 from inpaintgan.server.guards import BodyTooSlow, HostCheck, timed_receive
@@ -397,10 +401,6 @@ async def drain_body(request: Request, limits: ServerLimits) -> None:
         pass
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} bytes"
-
-
 async def read_multipart(req: Request, file_keys: tuple[str, ...], n_fields: int) -> tuple[dict[str, bytes], dict[str, Any]]:
     """(file parts by name, text fields) of a multipart body: only ``file_keys`` may be files, each
     at most once; at most ``n_fields`` text fields; anything else is a one-line 400."""
@@ -566,79 +566,58 @@ def parse_options(fields: Mapping[str, Any], accept: str, pool: ModelPool, limit
 # ------------------------------------------------------------------------------------ image bytes
 
 
+def read_rules(max_pixels: int) -> ReadRules:
+    """The one reader's rules for a request: only :data:`ALLOWED_FORMATS`, the pixel limit, the decoded
+    size within 4 bytes a pixel at that limit (:attr:`ServerLimits.decode_budget_bytes`), and Pillow's
+    decompression-bomb warning refused too."""
+    return ReadRules(max_pixels=max_pixels, formats=ALLOWED_FORMATS, decode_budget=4 * max_pixels, strict_bomb=True,
+                     limit_name="this server's limit", limit_hint="", budget_name="this server's budget")
+
+
+#: the answer to each kind of :class:`~inpaintgan.imagefile.ImageReadError`
+_READ_STATUS = {"too_many_pixels": 413, "not_an_image": 422, "corrupt_image": 422, "missing": 422}
+
+
+def _api_read_error(e: ImageReadError) -> ApiError:
+    return ApiError(_READ_STATUS.get(e.kind, 422), e.kind if e.kind in _READ_STATUS else "not_an_image", str(e))
+
+
 def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully decoded, upright PIL image; the size is checked from the header first."""
-    return _decode(data, what, max_pixels)[0]
+    """Bytes -> a fully decoded, upright PIL image, by the one reader with this server's rules and errors."""
+    try:
+        return open_image(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
 
 
 def decode_image_file(data: bytes, what: str, max_pixels: int) -> ImageFile:
-    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` (the one reader's result: mode, 16-bit
-    depth, alpha, ICC, DPI and EXIF kept), with this server's checks and errors."""
-    img, facts = _decode(data, what, max_pixels)
-    return from_decoded(img, facts, data)
-
-
-def _decode(data: bytes, what: str, max_pixels: int) -> tuple[Image.Image, dict[str, Any]]:
-    if not data:
-        raise ApiError(422, "not_an_image", f"the {what} is empty (0 bytes)")
+    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` by the one reader (mode, 16-bit depth,
+    alpha, ICC, DPI and EXIF kept, as ``fill`` reads files), with this server's rules and errors."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ApiError(413, "too_many_pixels", f"the {what} is refused: its header claims far more pixels than this "
-                       f"server's limit of {max_pixels / 1e6:g} MP (a possible decompression bomb: {e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
-        raise ApiError(422, "not_an_image", f"the {what} is not a readable image (supported: PNG, JPEG, WebP, BMP, TIFF, GIF): {e}") from None
-    w, h = img.size
-    if w * h > max_pixels:
-        raise ApiError(413, "too_many_pixels",
-                       f"the {what} is {w}x{h} = {w * h / 1e6:.1f} MP, above this server's limit of {max_pixels / 1e6:g} MP")
-    if w < 1 or h < 1:
-        raise ApiError(422, "not_an_image", f"the {what} has no pixels ({w}x{h})")
-    decoded = w * h * _bytes_per_pixel(img.mode)
-    if decoded > 4 * max_pixels:
-        raise ApiError(413, "too_many_pixels",
-                       f"the {what} ({w}x{h}, mode {img.mode}) would take {_mb(decoded)} decoded, above this server's "
-                       f"budget of {_mb(4 * max_pixels)} per image (the pixel limit at 4 bytes a pixel)")
+        return read_image_file(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
+
+
+def decode_mask(data: bytes, what: str, max_pixels: int) -> np.ndarray:
+    """Bytes -> bool (H, W), True = hole, by the one mask reader (as ``fill`` reads mask files)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            facts = header_facts(img)  # after the size checks: reading EXIF may decode
-            img.load()
-            out = ImageOps.exif_transpose(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ApiError(413, "too_many_pixels", f"the {what} is refused as a possible decompression bomb ({e})") from None
-    except (OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error) as e:
-        raise ApiError(422, "corrupt_image", f"the {what} could not be decoded: truncated or corrupt ({e})") from None
-    return out, facts
-
-
-#: decoded bytes per pixel of the Pillow modes a request can produce (others count as 8)
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
-                    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
-
-
-def _bytes_per_pixel(mode: str) -> int:
-    return _BYTES_PER_PIXEL.get(mode, 8)
+        return read_mask(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
 
 
 def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[ImageFile, np.ndarray]:
     """Decode and check the image and the mask; the hole (bool (H, W), dilated) or a 4xx error."""
     image = decode_image_file(image_bytes, "image", limits.max_pixels)
-    mimg = decode_image(mask_bytes, "mask", limits.max_pixels)
-    if mimg.mode == "P":
-        mimg = mimg.convert("RGBA")
-    elif mimg.mode not in ("1", "L", "LA", "RGB", "RGBA", "F") and not mimg.mode.startswith("I"):
-        mimg = mimg.convert("RGB")
-    hole = mask_from_array(np.asarray(mimg))
+    hole = decode_mask(mask_bytes, "mask", limits.max_pixels)
     (w, h), (mh, mw) = image.size, hole.shape
     if (mw, mh) != (w, h):
         if not opts.resize_mask:
             raise ApiError(422, "mask_size_mismatch",
                            f"the mask is {mw}x{mh} but the image is {w}x{h} (width x height); send a mask of the "
                            "image's size, or set resize_mask=true")
-        hole = np.asarray(Image.fromarray(hole).resize((w, h), Image.NEAREST))
+        hole = fit_mask(hole, (w, h), resize=True)  # the resize of fill and the Python API
     hole = dilate_mask(hole, opts.dilate)
     if not hole.any():
         raise ApiError(422, "mask_empty", "the mask is empty: no pixel is marked for removal (white or opaque = hole)")
@@ -842,4 +821,5 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "ServerLimits", "ApiError", "ModelPool", "InferenceQueue", "decode_image", "API"]
+__all__ = ["create_app", "ServerLimits", "ApiError", "ModelPool", "InferenceQueue", "decode_image", "decode_image_file",
+           "decode_mask", "read_rules", "API"]
