@@ -704,6 +704,23 @@ def create_app(
         inpainter = Inpainter.from_pretrained(model, device=device)
     pool = ModelPool(inpainter, models, zoo, device)
     queue = InferenceQueue(limits.max_in_flight, limits.max_queued, limits.max_reading)
+    app = _new_app(queue, allowed_hosts)
+    app.state.pool, app.state.queue, app.state.limits = pool, queue, limits
+    add_error_handlers(app)
+    add_inpaint_route(app, pool, queue, limits)  # POST /api/v1/inpaint
+    add_info_routes(app, pool, queue, limits)  # GET /api/v1/models, /api/v1/health
+    from inpaintgan.server.product import add_product_routes
+
+    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
+    from inpaintgan.server.folder import add_folder_routes
+
+    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
+    add_page_routes(app)  # / and /static
+    return app
+
+
+def _new_app(queue: InferenceQueue, allowed_hosts: list[str] | None) -> FastAPI:
+    """The FastAPI object: metadata, the queue's shutdown at exit, the Host check."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -719,9 +736,13 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.pool, app.state.queue, app.state.limits = pool, queue, limits
     if allowed_hosts:  # "loopback" allows every loopback form: localhost, 127.0.0.0/8, [::1]
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{status, error, message}``: ours, Starlette's, validation, unexpected (500)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -742,6 +763,37 @@ def create_app(
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, "bad_request", str(exc.errors()))
 
+
+def inpaint_work(data: list[bytes], opts: Options, limits: ServerLimits, pool: ModelPool) -> tuple[bytes, float]:
+    """Decode, fill, encode one request (in the inference pool: at most ``max_in_flight`` images are
+    decoded at once, the memory budget, however many requests wait). ``data`` = [image, mask] bytes,
+    emptied once decoded. Returns (the answer's bytes, inference seconds)."""
+    image, hole = image_and_hole(data[0], data[1], opts, limits)
+    data.clear()
+    inp = pool.get(opts.model)
+    t = time.perf_counter()
+    out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
+    seconds = time.perf_counter() - t
+    return encode_image(out, opts.format, opts.quality, image), seconds
+
+
+async def run_inpaint(queue: InferenceQueue, data: list[bytes], opts: Options, limits: ServerLimits, pool: ModelPool) -> tuple[bytes, float]:
+    """:func:`inpaint_work` in the queue (its place already taken); model failures as JSON errors."""
+    try:
+        return await queue.run(lambda: inpaint_work(data, opts, limits, pool))
+    except ApiError:
+        raise
+    except ValueError as e:  # e.g. strategy 'full' for a model that is not fully convolutional
+        raise ApiError(422, "cannot_inpaint", str(e)) from None
+    except Exception:
+        log.exception("inference failed (model %s)", opts.model)
+        raise ApiError(500, "inference_failed", "the model failed on this image (details in the server log)") from None
+
+
+def add_inpaint_route(app: FastAPI, pool: ModelPool, queue: InferenceQueue, limits: ServerLimits) -> None:
+    """``POST /api/v1/inpaint``: read the body (reading place), parse the options, take a queue place
+    (else 503), then decode, fill and encode in the inference pool."""
+
     @app.post(f"{API}/inpaint", summary="Inpaint an image", description=_INPAINT_DOC, openapi_extra=_INPAINT_OPENAPI,
               response_class=Response, tags=["inpaint"],
               responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the filled image"}, **_ERRORS})
@@ -756,28 +808,8 @@ def create_app(
         try:
             data = [image_bytes, mask_bytes]
             del image_bytes, mask_bytes
-
-            def work() -> tuple[bytes, float]:
-                # decoding, inference and encoding all run in the bounded pool: at most max_in_flight
-                # images are decoded at once (the memory budget), however many requests wait
-                image, hole = image_and_hole(data[0], data[1], opts, limits)
-                data.clear()
-                inp = pool.get(opts.model)
-                t = time.perf_counter()
-                out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
-                seconds = time.perf_counter() - t
-                return encode_image(out, opts.format, opts.quality, image), seconds
-
-            handed_off = True
-            try:
-                body, seconds = await queue.run(work)
-            except ApiError:
-                raise
-            except ValueError as e:  # e.g. strategy 'full' for a model that is not fully convolutional
-                raise ApiError(422, "cannot_inpaint", str(e)) from None
-            except Exception:
-                log.exception("inference failed (model %s)", opts.model)
-                raise ApiError(500, "inference_failed", "the model failed on this image (details in the server log)") from None
+            handed_off = True  # from here the queue releases the place when the work ends
+            body, seconds = await run_inpaint(queue, data, opts, limits, pool)
         finally:
             if not handed_off:
                 queue.release()
@@ -786,6 +818,10 @@ def create_app(
             "X-Inpaint-Model": opts.model,
             "X-Inpaint-Seconds": f"{seconds:.3f}",
         })
+
+
+def add_info_routes(app: FastAPI, pool: ModelPool, queue: InferenceQueue, limits: ServerLimits) -> None:
+    """``GET /api/v1/models`` and ``GET /api/v1/health``."""
 
     @app.get(f"{API}/models", summary="The models requests may name", tags=["info"])
     async def models_list() -> dict[str, Any]:
@@ -804,12 +840,9 @@ def create_app(
             "limits": asdict(limits),
         }
 
-    from inpaintgan.server.product import add_product_routes
 
-    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
-    from inpaintgan.server.folder import add_folder_routes
-
-    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
+def add_page_routes(app: FastAPI) -> None:
+    """The web page at ``/`` (with its Content-Security-Policy) and its files under ``/static``."""
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -818,7 +851,6 @@ def create_app(
         })
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 __all__ = ["create_app", "ServerLimits", "ApiError", "ModelPool", "InferenceQueue", "decode_image", "decode_image_file",
