@@ -136,9 +136,7 @@ class ImageFile:
 
     def to_pil_rgb(self) -> Image.Image:
         """An 8-bit RGB view (for previews and attention maps)."""
-        a = self.pixels
-        if a.dtype == np.uint16:
-            a = np.rint(a / 257.0).astype(np.uint8)
+        a = _to8(self.pixels)
         mode = self.mode
         return _pil(a[:, :, 0] if a.ndim == 3 and mode == "L" else a, mode).convert("RGB")
 
