@@ -1,6 +1,9 @@
-"""One reader and one writer for image files that keep what the file holds (issue 19, item 8).
+"""THE reader and writer of image files, used by every path (CLI, Python API, server, eval): they keep
+what the file holds (issue 19, item 8; issue 20).
 
-:func:`read_image_file` returns an :class:`ImageFile`: the pixels as a numpy array in the file's own
+:func:`decode` opens a file or its bytes under :class:`ReadRules` (pixel limit and decoded size from
+the header before decoding, allowed formats, Pillow's decompression-bomb guard) and raises one-line
+:class:`ImageReadError` s whose ``kind`` says what went wrong. :func:`read_image_file` returns an :class:`ImageFile`: the pixels as a numpy array in the file's own
 layout and depth -- L (H, W), LA (H, W, 2), RGB (H, W, 3), RGBA (H, W, 4) or CMYK (H, W, 4); uint8,
 or uint16 for 16-bit grayscale and 16-bit colour PNG/TIFF -- upright (EXIF orientation applied), with
 the ICC profile, DPI, EXIF (without its orientation tag) and, for JPEG, the quantisation tables kept
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +41,62 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
-
-from inpaintgan.imageio import DEFAULT_MAX_PIXELS, ImageReadError, _parse_exif, format_for, open_image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 _EXIF_ORIENTATION = 0x0112
 #: the modes an ImageFile holds
 MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
+#: default pixel limit for images and masks (about 50 megapixels)
+DEFAULT_MAX_PIXELS = 50_000_000
+#: file extension -> Pillow format name
+FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+IMAGE_EXTS = tuple(FORMATS)
+
+
+class ImageReadError(ValueError):
+    """An image or mask that cannot be used (missing, unreadable, corrupt, too large). ``kind`` says
+    which, for callers that answer by kind (the server's status codes): ``not_an_image``,
+    ``corrupt_image``, ``too_many_pixels`` or ``missing``."""
+
+    def __init__(self, message: str, kind: str = "not_an_image"):
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):  # keep ``kind`` through pickling (worker processes)
+        return type(self), (str(self), self.kind)
+
+
+@dataclass(frozen=True)
+class ReadRules:
+    """What the one reader accepts, and how its messages name the limit. The default is the rule of the
+    CLI and the Python API; the server passes its own (:func:`inpaintgan.server.app.read_rules`)."""
+
+    #: largest width x height, checked from the header before decoding (None or 0: no limit of ours;
+    #: Pillow's decompression-bomb limit still applies)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    #: Pillow formats that may be opened (None: any Pillow opens)
+    formats: tuple[str, ...] | None = None
+    #: largest decoded size in bytes, from the header's size and mode (None: no limit)
+    decode_budget: int | None = None
+    #: Pillow's DecompressionBombWarning (an image over Pillow's own limit) refuses the image too
+    strict_bomb: bool = False
+    #: how messages name the limits, and what they suggest
+    limit_name: str = "the limit"
+    limit_hint: str = " (raise max_pixels / --max-pixels to allow it)"
+    budget_name: str = "the budget"
+
+    def __post_init__(self) -> None:
+        m = self.max_pixels
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
+            raise ValueError(f"max_pixels must be an integer >= 0 (0 or None: no limit of ours), got {m!r}")
 
 
 @dataclass
@@ -83,9 +136,7 @@ class ImageFile:
 
     def to_pil_rgb(self) -> Image.Image:
         """An 8-bit RGB view (for previews and attention maps)."""
-        a = self.pixels
-        if a.dtype == np.uint16:
-            a = np.rint(a / 257.0).astype(np.uint8)
+        a = _to8(self.pixels)
         mode = self.mode
         return _pil(a[:, :, 0] if a.ndim == 3 and mode == "L" else a, mode).convert("RGB")
 
@@ -151,24 +202,131 @@ def from_decoded(img: Image.Image, facts: dict[str, Any], data: bytes | None) ->
             a = _orient(cv2.cvtColor(a, cv2.COLOR_BGR2RGB if a.shape[2] == 3 else cv2.COLOR_BGRA2RGBA), orientation)
             if a.shape[:2] == (img.height, img.width):
                 return ImageFile(a, "RGB" if a.shape[2] == 3 else "RGBA", fmt, info)
-    return _from_pil(img, fmt, info)
+    return from_pil(img, fmt, info)
 
 
-def read_image_file(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageFile:
-    """Read an image file keeping its mode, bit depth, alpha and metadata (see the module).
-    Errors are :class:`~inpaintgan.imageio.ImageReadError` naming the file."""
-    path = Path(path)
-    img = open_image(path, max_pixels)  # checked (size from the header first), decoded, upright
-    try:
-        with Image.open(path) as raw:  # the header again, for what decoding drops
-            facts = header_facts(raw)
-    except Exception:  # noqa: BLE001 - the file decoded above; its metadata is best effort
-        facts = {"format": getattr(img, "format", None)}
-    needs_bytes = ";16" in facts.get("rawmode", "")
-    return from_decoded(img, facts, path.read_bytes() if needs_bytes else None)
+def read_image_file(
+    source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, *, what: str = "image",
+    rules: ReadRules | None = None,
+) -> ImageFile:
+    """THE reader: an image file (a path, or its bytes) keeping its mode, bit depth, alpha and metadata
+    (see the module). ``rules`` (default: ``max_pixels`` and the CLI's rules) bound what is opened;
+    errors are one-line :class:`ImageReadError` naming the file (or "the {what}" for bytes)."""
+    img, facts, data = decode(source, what, rules or ReadRules(max_pixels=max_pixels))
+    if data is None and ";16" in facts.get("rawmode", ""):  # 16-bit colour: OpenCV reads the file's bytes
+        data = Path(source).read_bytes()  # type: ignore[arg-type]
+    return from_decoded(img, facts, data)
 
 
-def _from_pil(img: Image.Image, fmt: str | None, info: dict[str, Any]) -> ImageFile:
+def open_image(
+    source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, *, what: str = "image",
+    rules: ReadRules | None = None,
+) -> Image.Image:
+    """The one reader's decoded, upright PIL image (mode unchanged), for callers that want PIL."""
+    return decode(source, what, rules or ReadRules(max_pixels=max_pixels))[0]
+
+
+def decode(
+    source: str | Path | bytes, what: str = "image", rules: ReadRules | None = None
+) -> tuple[Image.Image, dict[str, Any], bytes | None]:
+    """(decoded upright PIL image, :func:`header_facts`, the bytes if ``source`` was bytes).
+
+    Every check happens before the pixels are decoded, from the header: the format (``rules.formats``),
+    the pixel count (``rules.max_pixels``), the decoded size (``rules.decode_budget``); Pillow's
+    decompression-bomb guard becomes an :class:`ImageReadError` of kind ``too_many_pixels``."""
+    rules = rules or ReadRules()
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else None
+    name = f"the {what}" if data is not None else str(source)
+    if data is None:
+        path = Path(source)  # type: ignore[arg-type]
+        if not path.exists():
+            raise ImageReadError(f"{what} file not found: {path}", "missing")
+        if path.is_dir():
+            raise ImageReadError(f"{path} is a folder, not an {what} file", "not_an_image")
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"{name} is empty (0 bytes)", "not_an_image")
+    elif not data:
+        raise ImageReadError(f"{name} is empty (0 bytes)", "not_an_image")
+    with _bomb_guard(rules, name, opening=True):
+        img = Image.open(io.BytesIO(data) if data is not None else Path(source), formats=rules.formats)  # type: ignore[arg-type]
+    with img:
+        _check_header(img, name, rules)
+        with _bomb_guard(rules, name, opening=False):
+            facts = header_facts(img)  # after the size checks: reading EXIF may decode
+            img.load()
+            out = ImageOps.exif_transpose(img)
+    return out, facts, data
+
+
+def _limit(rules: ReadRules) -> str:
+    return f"{rules.limit_name} of {rules.max_pixels / 1e6:g} MP" if rules.max_pixels else "Pillow's limit"
+
+
+class _bomb_guard:
+    """Turn what Pillow raises while opening (``opening``) or decoding into one-line ImageReadErrors."""
+
+    def __init__(self, rules: ReadRules, name: str, opening: bool):
+        self.rules, self.name, self.opening = rules, name, opening
+        self._warnings = warnings.catch_warnings()
+
+    def __enter__(self) -> None:
+        self._warnings.__enter__()
+        if self.rules.strict_bomb:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+    def __exit__(self, kind: Any, e: Any, _tb: Any) -> bool:
+        self._warnings.__exit__(None, None, None)
+        if e is None or not isinstance(e, Exception) or isinstance(e, ImageReadError):
+            return False
+        name, rules = self.name, self.rules
+        if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            if self.opening:
+                msg = f"{name} is refused: its header claims far more pixels than {_limit(rules)} (a possible decompression bomb: {e})"
+            else:
+                msg = f"{name} is refused as a possible decompression bomb ({e})"
+            raise ImageReadError(msg, "too_many_pixels") from None
+        if isinstance(e, (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error)):
+            if self.opening:
+                raise ImageReadError(f"{name} is not a readable image{_supported(rules)}: {e}", "not_an_image") from None
+            raise ImageReadError(f"{name} could not be decoded: truncated or corrupt ({e})", "corrupt_image") from None
+        return False
+
+
+def _supported(rules: ReadRules) -> str:
+    if not rules.formats:
+        return ""
+    return " (supported: " + ", ".join({"WEBP": "WebP"}.get(f, f) for f in rules.formats) + ")"
+
+
+def _check_header(img: Image.Image, name: str, rules: ReadRules) -> None:
+    """The pixel count, the size and the decoded size, from an opened image's header."""
+    w, h = img.size
+    if rules.max_pixels and w * h > rules.max_pixels:
+        raise ImageReadError(f"{name} is {w}x{h} = {w * h / 1e6:.1f} MP, above {_limit(rules)}{rules.limit_hint}",
+                             "too_many_pixels")
+    if w < 1 or h < 1:
+        raise ImageReadError(f"{name} has no pixels ({w}x{h})", "not_an_image")
+    decoded = w * h * bytes_per_pixel(img.mode)
+    if rules.decode_budget is not None and decoded > rules.decode_budget:
+        raise ImageReadError(
+            f"{name} ({w}x{h}, mode {img.mode}) would take {human_bytes(decoded)} decoded, above {rules.budget_name} of "
+            f"{human_bytes(rules.decode_budget)} per image (the pixel limit at 4 bytes a pixel)", "too_many_pixels")
+
+
+#: decoded bytes per pixel of the Pillow modes (others count as 8)
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
+                    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
+
+
+def bytes_per_pixel(mode: str) -> int:
+    return _BYTES_PER_PIXEL.get(mode, 8)
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} bytes"
+
+
+def from_pil(img: Image.Image, fmt: str | None, info: dict[str, Any]) -> ImageFile:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return ImageFile(np.asarray(img).astype(np.uint16), "L", fmt, info)
@@ -200,6 +358,24 @@ def _from_pil(img: Image.Image, fmt: str | None, info: dict[str, Any]) -> ImageF
 
 
 # ------------------------------------------------------------------------------------------ writing
+
+
+def format_for(path: str | Path, format: str | None = None) -> str:
+    """Pillow format name from ``format`` ('png', 'jpg', ...) or else from the file extension."""
+    key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
+    if key not in FORMATS:
+        what = f"format {format!r}" if format else f"extension {Path(path).suffix or '(none)'!r} of {path}"
+        raise ValueError(f"cannot write images with {what}; known: {', '.join(e[1:] for e in IMAGE_EXTS)}")
+    return FORMATS[key]
+
+
+def _parse_exif(data: bytes) -> Image.Exif | None:
+    ex = Image.Exif()
+    try:
+        ex.load(data)
+    except Exception:  # malformed EXIF in the source: write without it
+        return None
+    return ex
 
 
 def _pil(a: np.ndarray, mode: str) -> Image.Image:
@@ -341,5 +517,6 @@ def pil_image(f: ImageFile) -> Image.Image:
     return _pil(a, f.mode)
 
 
-__all__ = ["ImageFile", "read_image_file", "write_image_file", "encode_image_file", "from_decoded", "header_facts",
-           "pil_image", "MODES"]
+__all__ = ["ImageFile", "ImageReadError", "ReadRules", "read_image_file", "open_image", "decode", "write_image_file",
+           "encode_image_file", "from_decoded", "from_pil", "header_facts", "pil_image", "format_for", "MODES",
+           "FORMATS", "IMAGE_EXTS", "DEFAULT_MAX_PIXELS"]

@@ -1,48 +1,44 @@
-"""Safe image and mask reading and writing, at the edge of the library (the core works on tensors).
+"""Images and masks as the library's edges see them, on top of the one reader and writer
+(:mod:`inpaintgan.imagefile`: every path -- CLI, Python API, server, eval -- reads and writes through it,
+with the same size/pixel limits, decompression-bomb guard and one-line errors naming the file).
 
-Images: EXIF orientation applied, any Pillow mode (RGBA, P, L, I;16, CMYK, ...) converted to RGB,
-a pixel-count limit checked from the header before decoding (default 50 MP), Pillow's
-decompression-bomb guard turned into a clear error, and every failure names the file.
+Images: :func:`read_image` gives an upright RGB PIL image (any Pillow mode converted: 16-bit grayscale
+scaled, alpha dropped), EXIF kept in ``info`` without its orientation.
 
-Masks (1 = hole): any mode (1, L, I;16, RGB, RGBA, P). RGBA/LA masks whose colour is uniform but
-whose alpha varies (a brush layer exported from an image editor) use the alpha channel; otherwise
-the brightest colour channel, times the alpha, is thresholded at 50% of full scale, so white, red or
-any bright stroke on black marks the hole. ``dilate`` grows the hole with an elliptical kernel.
+Masks (1 = hole): any mode (1, L, I;16, RGB, RGBA, P), from a file, its bytes or a PIL image
+(:func:`read_mask`, :func:`mask_from_image`). RGBA/LA masks whose colour is uniform but whose alpha
+varies (a brush layer exported from an image editor) use the alpha channel; otherwise the brightest
+colour channel, times the alpha, is thresholded at 50% of full scale, so white, red or any bright
+stroke on black marks the hole. ``dilate`` grows the hole with an elliptical kernel.
 
-Writing is atomic (temp file + rename, :func:`inpaintgan.checkpoints.atomic_write`), the format
-comes from the extension, JPEG and WebP use quality 95, and EXIF is kept without its orientation tag
-(the pixels are already upright after reading).
+Writing (:func:`write_image`, for PIL images and arrays) is atomic (temp file + rename,
+:func:`inpaintgan.checkpoints.atomic_write`) by the one writer; the format comes from the extension,
+JPEG and WebP use quality 95, EXIF is kept without its orientation tag (the pixels are already upright
+after reading), and a PIL image's ICC profile and DPI are kept.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-#: default pixel limit for images and masks (about 50 megapixels)
-DEFAULT_MAX_PIXELS = 50_000_000
-
-#: file extension -> Pillow format name
-FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
-IMAGE_EXTS = tuple(FORMATS)
-_EXIF_ORIENTATION = 0x0112
-
-
-class ImageReadError(ValueError):
-    """An image or mask file that cannot be used (missing, unreadable, corrupt, too large)."""
+# the one reader and writer live in imagefile; these names stay importable from here
+from inpaintgan.imagefile import (  # noqa: F401 - re-exported
+    DEFAULT_MAX_PIXELS,
+    FORMATS,
+    IMAGE_EXTS,
+    ImageFile,
+    ImageReadError,
+    ReadRules,
+    encode_image_file,
+    format_for,
+    from_pil,
+    open_image,
+)
 
 
 class MaskError(ValueError):
@@ -50,43 +46,6 @@ class MaskError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ reading
-
-
-def open_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image file, EXIF orientation applied, mode unchanged.
-
-    Raises :class:`ImageReadError` naming the file when it is missing, not an image, truncated, or
-    larger than ``max_pixels`` (checked from the header, before decoding; ``None`` = no limit of
-    ours, Pillow's decompression-bomb limit still applies).
-    """
-    path = Path(path)
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0):
-        raise ValueError(f"max_pixels must be an integer >= 0 (0 or None: no limit of ours), got {max_pixels!r}")
-    if not path.exists():
-        raise ImageReadError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ImageReadError(f"{path} is a folder, not an image file")
-    try:
-        img = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as e:
-        raise ImageReadError(f"cannot read image {path}: not a readable image file ({e})") from None
-    with img:
-        w, h = img.size
-        if max_pixels and w * h > max_pixels:
-            raise ImageReadError(
-                f"{path} is {w}x{h} = {w * h / 1e6:.1f} MP, above the limit of {max_pixels / 1e6:.0f} MP "
-                "(raise max_pixels / --max-pixels to allow it)"
-            )
-        try:
-            img.load()
-            out = ImageOps.exif_transpose(img)
-        except Image.DecompressionBombError as e:
-            raise ImageReadError(f"{path}: refused as a possible decompression bomb ({e})") from None
-        except (OSError, ValueError, SyntaxError, struct.error) as e:
-            raise ImageReadError(f"cannot read image {path}: corrupt or truncated ({e})") from None
-    return out
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -182,17 +141,28 @@ def _threshold(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / _full_scale(a) > 0.5
 
 
-def read_mask(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a mask file (PNG/JPG/..., any mode) as bool (H, W), True = hole (see :func:`mask_from_array`)."""
-    img = open_image(path, max_pixels)
+def mask_from_image(img: Image.Image) -> np.ndarray:
+    """A decoded PIL mask in any mode -> bool (H, W), True = hole: the one conversion every path uses
+    (files, uploads, stroke masks, PIL masks given to the Python API; see :func:`mask_from_array`)."""
     if img.mode == "P":
         img = img.convert("RGBA")
     elif img.mode not in ("1", "L", "LA", "RGB", "RGBA") and not img.mode.startswith("I") and img.mode != "F":
         img = img.convert("RGB")
+    return mask_from_array(np.asarray(img))
+
+
+def read_mask(
+    source: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, *, what: str = "mask",
+    rules: ReadRules | None = None,
+) -> np.ndarray:
+    """Read a mask (a file, or its bytes; PNG/JPG/..., any mode) by the one reader as bool (H, W),
+    True = hole (see :func:`mask_from_image`)."""
+    img = open_image(source, max_pixels, what=what, rules=rules)
     try:
-        return mask_from_array(np.asarray(img))
+        return mask_from_image(img)
     except MaskError as e:
-        raise MaskError(f"{path}: {e}") from None
+        name = f"the {what}" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+        raise MaskError(f"{name}: {e}") from None
 
 
 def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -231,15 +201,6 @@ def fit_mask(
 # ------------------------------------------------------------------------------------------ writing
 
 
-def format_for(path: str | Path, format: str | None = None) -> str:
-    """Pillow format name from ``format`` ('png', 'jpg', ...) or else from the file extension."""
-    key = ("." + format.lower().lstrip(".")) if format else Path(path).suffix.lower()
-    if key not in FORMATS:
-        what = f"format {format!r}" if format else f"extension {Path(path).suffix or '(none)'!r} of {path}"
-        raise ValueError(f"cannot write images with {what}; known: {', '.join(e[1:] for e in IMAGE_EXTS)}")
-    return FORMATS[key]
-
-
 def write_image(
     image: Image.Image | np.ndarray,
     path: str | Path,
@@ -247,31 +208,17 @@ def write_image(
     quality: int = 95,
     exif: Image.Exif | bytes | None = None,
 ) -> Path:
-    """Write an image atomically (temp file + rename); the format comes from ``format`` or the
-    extension. ``exif`` (e.g. the source's ``info['exif']``) is kept without its orientation tag."""
+    """Write a PIL image or an array atomically by the one writer
+    (:func:`~inpaintgan.imagefile.encode_image_file`); the format comes from ``format`` or the extension.
+    ``exif`` (e.g. the source's ``info['exif']``) is kept without its orientation tag; a PIL image's
+    own ICC profile and DPI are kept."""
     from inpaintgan.checkpoints import atomic_write
 
     fmt = format_for(path, format)
     img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    if fmt == "JPEG" and img.mode not in ("RGB", "L", "CMYK"):
-        img = img.convert("RGB" if img.mode != "LA" else "L")
-    elif fmt == "BMP" and img.mode not in ("RGB", "L", "1", "P", "RGBA"):
-        img = img.convert("RGB")
-    params: dict[str, Any] = {}
-    if fmt in ("JPEG", "WEBP"):
-        params["quality"] = quality
-    if exif is not None and fmt in ("JPEG", "WEBP", "PNG", "TIFF"):
-        ex = exif if isinstance(exif, Image.Exif) else _parse_exif(exif)
-        if ex is not None:
-            ex.pop(_EXIF_ORIENTATION, None)
-            params["exif"] = ex.tobytes()
-    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **params))
-
-
-def _parse_exif(data: bytes) -> Image.Exif | None:
-    ex = Image.Exif()
-    try:
-        ex.load(data)
-    except Exception:  # malformed EXIF in the source: write without it
-        return None
-    return ex
+    info: dict[str, Any] = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
+    if exif is not None:
+        info["exif"] = exif
+    f = from_pil(img, None, info)
+    data = encode_image_file(f.pixels, fmt, like=f, quality=quality)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

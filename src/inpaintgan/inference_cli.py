@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,64 @@ def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndar
     return read_image(args.guide, args.max_pixels), read_mask(args.guide_mask, args.max_pixels)
 
 
-def cmd_fill(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+@dataclass
+class FillPlan:
+    """What ``fill`` works on, checked before any model is loaded: the inputs and where each goes, the
+    mask folder or the one mask, and the files no output may replace."""
 
-    from inpaintgan.imagefile import read_image_file, write_image_file
-    from inpaintgan.imageio import dilate_mask, fit_mask, read_mask, write_image
-    from inpaintgan.inpainter import Inpainter
+    inputs: list[Path]
+    outputs: list[Path]
+    out_dir: Path | None
+    single: bool
+    mask_dir: Path | None
+    shared_mask: np.ndarray | None
+    protected: set[Path]
+
+
+@dataclass
+class FillRun:
+    """The loaded model and what each file's fill needs besides its own image and masks."""
+
+    inpainter: Any
+    guide: tuple[Any, np.ndarray] | None
+    attention_for: dict[Path, Path]
+    written: dict[Path, Path] = field(default_factory=dict)
+
+
+def cmd_fill(args: argparse.Namespace) -> int:
+    """``inpaintgan fill``: plan (inputs, outputs, masks) -> load the model -> fill each file -> report."""
+    from inpaintgan.progress import progress
+
+    plan = plan_fill(args)
+    run = load_fill_model(args, plan)
+    if plan.out_dir is not None:
+        try:
+            plan.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot create the output folder {plan.out_dir}: {e.strerror or e}") from None
+    failures: list[tuple[Path, str]] = []
+    for src, dst in progress(list(zip(plan.inputs, plan.outputs)), desc="fill", unit="img", quiet=args.quiet):
+        try:
+            fill_one(args, plan, run, src, dst)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+            msg = str(e) if isinstance(e, (OSError, ValueError, CLIError, LookupError)) else f"{type(e).__name__}: {e}"
+            failures.append((src, msg))
+    where = plan.out_dir if plan.out_dir is not None else plan.outputs[0]
+    print(f"wrote {len(run.written)} of {len(plan.inputs)} image(s) to {where}")
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for src, msg in failures:
+            print(f"  {src}: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def plan_fill(args: argparse.Namespace) -> FillPlan:
+    """Check the options and the inputs; the inputs (masks beside them in LaMa's layout left out),
+    their outputs, and the shared ``--mask`` (read once)."""
+    from inpaintgan.imageio import read_mask
 
     if args.dilate < 0:
         raise CLIError(f"--dilate must be >= 0, got {args.dilate}")
@@ -224,12 +277,18 @@ def cmd_fill(args: argparse.Namespace) -> int:
     if args.mask:
         shared_mask = read_mask(args.mask, args.max_pixels)
         protected.add(_resolved(Path(args.mask)))
+    return FillPlan(inputs, outputs, out_dir, single, mask_dir, shared_mask, protected)
+
+
+def load_fill_model(args: argparse.Namespace, plan: FillPlan) -> FillRun:
+    """Load the model and check it can do what was asked (task, guide, attention map)."""
+    from inpaintgan.inpainter import Inpainter
 
     inpainter = Inpainter.from_pretrained(args.model, device=args.device, working_size=args.working_size)
     guide = guide_inputs(args, inpainter)
     if guide is not None:
-        protected |= {_resolved(Path(args.guide)), _resolved(Path(args.guide_mask))}
-    attention_paths = attention_map_paths(args.attention_map, outputs, single)
+        plan.protected |= {_resolved(Path(args.guide)), _resolved(Path(args.guide_mask))}
+    attention_paths = attention_map_paths(args.attention_map, plan.outputs, plan.single)
     if attention_paths is not None and not hasattr(inpainter.method, "inpaint_with_attention"):
         raise CLIError(
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) has no contextual attention "
@@ -240,69 +299,69 @@ def cmd_fill(args: argparse.Namespace) -> int:
             f"--attention-map: model {args.model} (method {inpainter.method.name!r}) was built without its "
             f"contextual attention layer (config attention: false); {_attention_hint()}"
         )
-    attention_for = dict(zip(outputs, attention_paths or []))
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CLIError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from None
-    failures: list[tuple[Path, str]] = []
-    written: dict[Path, Path] = {}
-    from inpaintgan.progress import progress
+    return FillRun(inpainter, guide, dict(zip(plan.outputs, attention_paths or [])))
 
-    bar = progress(list(zip(inputs, outputs)), desc="fill", unit="img", quiet=args.quiet)
-    for src, dst in bar:
-        try:
-            mask_paths = find_masks(src, mask_dir) if mask_dir is not None else [Path(args.mask)]
-            mask_path = mask_paths[0]
-            key = _resolved(dst)
-            if key in protected or key in {_resolved(p) for p in mask_paths} or any(_same_file(dst, p) for p in (src, *mask_paths)):
-                raise CLIError(f"output {dst} would overwrite an input; choose another -o")
-            if key in written:
-                raise CLIError(f"output name {dst.name} is already taken by {written[key]} (same file name in two inputs)")
-            source = read_image_file(src, args.max_pixels)  # mode, depth, alpha, ICC, DPI, EXIF kept
-            image = source.model_input()
-            mask = shared_mask if shared_mask is not None else read_mask(mask_path, args.max_pixels)
-            for extra in mask_paths[1:]:  # LaMa's <stem>_mask000.png, _mask001.png, ...: their union
-                more = read_mask(extra, args.max_pixels)
-                if more.shape != mask.shape:
-                    raise CLIError(f"masks {mask_path.name} and {extra.name} have different sizes")
-                mask = mask | more
-            mask = fit_mask(mask, source.size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if args.task == "harmonize":
-                    result = inpainter.harmonize(image, dilate_mask(mask, args.dilate))
-                elif guide is not None:
-                    result = inpainter.guided(image, dilate_mask(mask, args.dilate), *guide)
-                else:
-                    result = inpainter(
-                        image, mask, strategy=args.strategy, dilate=args.dilate,
-                        blend=args.blend, prefill=args.prefill,
-                    )
-            for w in caught:
-                tqdm.write(f"warning: {src}: {w.message}", file=sys.stderr)
-            att = attention_for.get(dst)
-            if att is not None and (_resolved(att) in protected or _resolved(att) == key or _resolved(att) in written):
-                raise CLIError(f"attention map {att} would overwrite an input or an output; choose another path")
-            hole = dilate_mask(mask, args.dilate) | (guide[1] if guide is not None else False)
-            write_image_file(dst, source.merge(result, hole), like=source, format=args.format, quality=args.quality)
-            written[key] = src
-            if att is not None:
-                write_image(attention_image(inpainter, source.to_pil_rgb(), dilate_mask(mask, args.dilate)), att)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
-            msg = str(e) if isinstance(e, (OSError, ValueError, CLIError, LookupError)) else f"{type(e).__name__}: {e}"
-            failures.append((src, msg))
-    where = out_dir if out_dir is not None else outputs[0]
-    print(f"wrote {len(written)} of {len(inputs)} image(s) to {where}")
-    if failures:
-        print(f"{len(failures)} failed:", file=sys.stderr)
-        for src, msg in failures:
-            print(f"  {src}: {msg}", file=sys.stderr)
-        return 1
-    return 0
+
+def fill_one(args: argparse.Namespace, plan: FillPlan, run: FillRun, src: Path, dst: Path) -> None:
+    """One input: its masks, checks that nothing is overwritten, read by the one reader, fill, write by
+    the one writer (mode, depth, alpha, ICC, DPI, EXIF kept) and the attention map if asked."""
+    from inpaintgan.imagefile import read_image_file, write_image_file
+    from inpaintgan.imageio import dilate_mask, write_image
+
+    mask_paths = find_masks(src, plan.mask_dir) if plan.mask_dir is not None else [Path(args.mask)]
+    key = _resolved(dst)
+    if key in plan.protected or key in {_resolved(p) for p in mask_paths} or any(_same_file(dst, p) for p in (src, *mask_paths)):
+        raise CLIError(f"output {dst} would overwrite an input; choose another -o")
+    if key in run.written:
+        raise CLIError(f"output name {dst.name} is already taken by {run.written[key]} (same file name in two inputs)")
+    source = read_image_file(src, args.max_pixels)  # mode, depth, alpha, ICC, DPI, EXIF kept
+    mask = fill_mask(args, plan, mask_paths, source.size, src)
+    result = _run_model(args, run, src, source.model_input(), mask)
+    att = run.attention_for.get(dst)
+    if att is not None and (_resolved(att) in plan.protected or _resolved(att) == key or _resolved(att) in run.written):
+        raise CLIError(f"attention map {att} would overwrite an input or an output; choose another path")
+    hole = dilate_mask(mask, args.dilate) | (run.guide[1] if run.guide is not None else False)
+    write_image_file(dst, source.merge(result, hole), like=source, format=args.format, quality=args.quality)
+    run.written[key] = src
+    if att is not None:
+        write_image(attention_image(run.inpainter, source.to_pil_rgb(), dilate_mask(mask, args.dilate)), att)
+
+
+def fill_mask(args: argparse.Namespace, plan: FillPlan, mask_paths: list[Path], size: tuple[int, int], src: Path) -> np.ndarray:
+    """The hole of one input: the shared mask or the union of its mask files, checked against its size."""
+    from inpaintgan.imageio import fit_mask, read_mask
+
+    mask_path = mask_paths[0]
+    mask = plan.shared_mask if plan.shared_mask is not None else read_mask(mask_path, args.max_pixels)
+    for extra in mask_paths[1:]:  # LaMa's <stem>_mask000.png, _mask001.png, ...: their union
+        more = read_mask(extra, args.max_pixels)
+        if more.shape != mask.shape:
+            raise CLIError(f"masks {mask_path.name} and {extra.name} have different sizes")
+        mask = mask | more
+    return fit_mask(mask, size, args.resize_mask, mask_name=f"mask {mask_path}", image_name=f"image {src}")
+
+
+def _run_model(args: argparse.Namespace, run: FillRun, src: Path, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The task (harmonize, guided or plain inpainting) on one image; its warnings printed, naming the file."""
+    from tqdm.auto import tqdm
+
+    from inpaintgan.imageio import dilate_mask
+
+    inpainter, guide = run.inpainter, run.guide
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.task == "harmonize":
+            result = inpainter.harmonize(image, dilate_mask(mask, args.dilate))
+        elif guide is not None:
+            result = inpainter.guided(image, dilate_mask(mask, args.dilate), *guide)
+        else:
+            result = inpainter(
+                image, mask, strategy=args.strategy, dilate=args.dilate,
+                blend=args.blend, prefill=args.prefill,
+            )
+    for w in caught:
+        tqdm.write(f"warning: {src}: {w.message}", file=sys.stderr)
+    return result
 
 
 # ------------------------------------------------------------------------------------------- demo

@@ -60,6 +60,7 @@ from inpaintgan.imageio import (
     dilate_mask,
     fit_mask,
     mask_from_array,
+    mask_from_image,
     read_mask,
     to_rgb,
 )
@@ -356,11 +357,7 @@ def _one_mask(mask: Any, name: str, max_pixels: int | None) -> np.ndarray:
     if isinstance(mask, (str, Path)):
         return read_mask(mask, max_pixels)
     if isinstance(mask, Image.Image):
-        if mask.mode == "P":
-            mask = mask.convert("RGBA")
-        elif mask.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "I;16", "F"):
-            mask = mask.convert("RGB")
-        return mask_from_array(np.asarray(mask))
+        return mask_from_image(mask)  # the conversion of mask files and uploads
     if isinstance(mask, Tensor):
         t = mask.detach().cpu()
         t = t.float() if t.dtype in (torch.bfloat16,) else t

@@ -18,6 +18,7 @@ small holes inside it filled: a removal mask should cover the whole object.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -124,6 +125,34 @@ def select_object(
     box; only strokes inside the box count. ``max_side``: the working resolution's long side. Raises :class:`SegmentError` for a
     box outside the image, or strokes and box that leave nothing to cut.
     """
+    rgb, (x0, y0, x1, y1), fg, bg = _selection_inputs(image, box, object_strokes, background_strokes, iterations)
+    h, w = rgb.shape[:2]
+    region = _Region.around(rgb, (x0, y0, x1, y1), max_side)
+    labels, fg_small = _grabcut_labels(region, (x0, y0, x1, y1), fg, bg)
+    bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    bgr = np.ascontiguousarray(region.small[:, :, ::-1])
+    cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: the same input, the same cut
+    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, int(iterations), cv2.GC_INIT_WITH_MASK)
+    obj = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if keep_largest:
+        obj = _clean(obj, fg_small)
+    out = np.zeros((h, w), bool)
+    cx0, cy0, cx1, cy1 = region.bounds
+    out[cy0:cy1, cx0:cx1] = region.to_full(obj, max_side)
+    out[:y0, :] = out[y1:, :] = False  # the box bounds the object
+    out[:, :x0] = out[:, x1:] = False
+    if fg is not None:
+        out |= fg
+    if bg is not None:
+        out &= ~bg
+    return out
+
+
+def _selection_inputs(
+    image: Any, box: Any, object_strokes: Any, background_strokes: Any, iterations: int
+) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray | None, np.ndarray | None]:
+    """(RGB uint8 image, the checked box, object strokes, background strokes): strokes as bool masks of
+    the image's size, kept only where they fall inside the box (None when none do)."""
     rgb = _as_rgb_uint8(image)
     h, w = rgb.shape[:2]
     fg = _as_hint(object_strokes, (h, w), "object strokes")
@@ -141,60 +170,79 @@ def select_object(
     bg = bg & inbox if bg is not None and (bg & inbox).any() else None
     if iterations < 1:
         raise SegmentError(f"iterations must be >= 1, got {iterations}")
+    return rgb, (x0, y0, x1, y1), fg, bg
 
-    # the region GrabCut works on: the box plus a margin of context, at most max_side px long
-    bw, bh = x1 - x0, y1 - y0
-    mx, my = max(MIN_MARGIN, int(MARGIN * bw)), max(MIN_MARGIN, int(MARGIN * bh))
-    cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
-    crop = rgb[cy0:cy1, cx0:cx1]
-    ch, cw = crop.shape[:2]
-    scale = min(1.0, max_side / max(ch, cw))
-    sw, sh = max(1, round(cw * scale)), max(1, round(ch * scale))
-    small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else crop
 
-    def to_small(a: np.ndarray) -> np.ndarray:
+@dataclass
+class _Region:
+    """The region GrabCut works on: the box plus a margin of context (``bounds`` in the image), and
+    that crop scaled to at most ``max_side`` px long (``small``, at ``scale``)."""
+
+    crop: np.ndarray
+    bounds: tuple[int, int, int, int]
+    scale: float
+    small: np.ndarray
+
+    @classmethod
+    def around(cls, rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int) -> _Region:
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = box
+        bw, bh = x1 - x0, y1 - y0
+        mx, my = max(MIN_MARGIN, int(MARGIN * bw)), max(MIN_MARGIN, int(MARGIN * bh))
+        cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+        crop = rgb[cy0:cy1, cx0:cx1]
+        ch, cw = crop.shape[:2]
+        scale = min(1.0, max_side / max(ch, cw))
+        sw, sh = max(1, round(cw * scale)), max(1, round(ch * scale))
+        small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else crop
+        return cls(crop, (cx0, cy0, cx1, cy1), scale, small)
+
+    def to_small(self, a: np.ndarray) -> np.ndarray:
+        """A full-size bool mask -> the region at the working scale."""
+        cx0, cy0, cx1, cy1 = self.bounds
         sub = a[cy0:cy1, cx0:cx1].astype(np.uint8)
-        return cv2.resize(sub, (sw, sh), interpolation=cv2.INTER_NEAREST) > 0 if scale < 1 else sub > 0
+        sh, sw = self.small.shape[:2]
+        return cv2.resize(sub, (sw, sh), interpolation=cv2.INTER_NEAREST) > 0 if self.scale < 1 else sub > 0
 
+    def to_full(self, obj: np.ndarray, max_side: int) -> np.ndarray:
+        """The cut at the working scale -> the crop's size: the soft mask upsampled and snapped on the
+        edges at up to :data:`REFINE_FACTOR` times the working scale."""
+        if self.scale >= 1:
+            return obj
+        ch, cw = self.crop.shape[:2]
+        rscale = min(1.0, REFINE_FACTOR * max_side / max(ch, cw))
+        rw, rh = max(1, round(cw * rscale)), max(1, round(ch * rscale))
+        fine = cv2.resize(self.crop, (rw, rh), interpolation=cv2.INTER_AREA) if rscale < 1 else self.crop
+        soft = cv2.resize(obj.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
+        obj = _refine_edges(fine, soft)
+        if rscale < 1:
+            obj = cv2.resize(obj.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) > 0.5
+        return obj
+
+
+def _grabcut_labels(
+    region: _Region, box: tuple[int, int, int, int], fg: np.ndarray | None, bg: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """GrabCut's start labels at the working scale (the box probably object, strokes certain) and the
+    object strokes there; a :class:`SegmentError` when nothing is background or nothing is left."""
+    x0, y0, x1, y1 = box
+    cx0, cy0 = region.bounds[:2]
+    scale = region.scale
+    sh, sw = region.small.shape[:2]
     labels = np.full((sh, sw), cv2.GC_BGD, np.uint8)
     bx0, by0 = int((x0 - cx0) * scale), int((y0 - cy0) * scale)
     bx1, by1 = max(bx0 + 1, int(np.ceil((x1 - cx0) * scale))), max(by0 + 1, int(np.ceil((y1 - cy0) * scale)))
     labels[by0:by1, bx0:bx1] = cv2.GC_PR_FGD
     if bg is not None:
-        labels[to_small(bg)] = cv2.GC_BGD
-    fg_small = to_small(fg) if fg is not None else None
+        labels[region.to_small(bg)] = cv2.GC_BGD
+    fg_small = region.to_small(fg) if fg is not None else None
     if fg_small is not None:
         labels[fg_small] = cv2.GC_FGD
     if not ((labels == cv2.GC_BGD).any() and (labels != cv2.GC_BGD).any()):
         if not (labels == cv2.GC_BGD).any():
             raise SegmentError("nothing is marked as background: draw a box smaller than the image, or background strokes")
         raise SegmentError("nothing is left to select: the background strokes cover the whole box")
-
-    bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    bgr = np.ascontiguousarray(small[:, :, ::-1])
-    cv2.setRNGSeed(0)  # GrabCut's k-means start draws from OpenCV's global RNG: the same input, the same cut
-    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, int(iterations), cv2.GC_INIT_WITH_MASK)
-    obj = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-    if keep_largest:
-        obj = _clean(obj, fg_small)
-
-    if scale < 1:  # back to full size: upsample the soft mask, snap it on the edges at up to 2x that scale
-        rscale = min(1.0, REFINE_FACTOR * max_side / max(ch, cw))
-        rw, rh = max(1, round(cw * rscale)), max(1, round(ch * rscale))
-        fine = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_AREA) if rscale < 1 else crop
-        soft = cv2.resize(obj.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
-        obj = _refine_edges(fine, soft)
-        if rscale < 1:
-            obj = cv2.resize(obj.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR) > 0.5
-    out = np.zeros((h, w), bool)
-    out[cy0:cy1, cx0:cx1] = obj
-    out[:y0, :] = out[y1:, :] = False  # the box bounds the object
-    out[:, :x0] = out[:, x1:] = False
-    if fg is not None:
-        out |= fg
-    if bg is not None:
-        out &= ~bg
-    return out
+    return labels, fg_small
 
 
 def _clean(obj: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # What a corrupt, truncated or hostile image file raises inside Pillow (a decompression bomb is not an
@@ -68,8 +68,9 @@ def _to_8bit_gray(im: Image.Image) -> Image.Image:
 def read_image_array(path: str | Path, grayscale: bool = False) -> np.ndarray:
     """Read an image file as uint8 (H, W, C): EXIF orientation applied, any mode -> RGB (or L).
     Transparent pixels are composited onto white; 16-bit and float images are scaled to 8 bits."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
+    from inpaintgan.imagefile import open_image  # the one reader (upright; no pixel limit of ours here)
+
+    with open_image(path, None) as im:
         if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
             im = _to_8bit_gray(im)
         if im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info):

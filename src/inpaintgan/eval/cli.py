@@ -147,19 +147,13 @@ def _unique_label(label: str, taken: set[str]) -> str:
 
 
 def run_eval(args) -> int:
-    from inpaintgan import metrics as M
-    from inpaintgan.baselines import resolve_model
-    from inpaintgan.eval import report
+    """``inpaintgan eval``: check the options, build the contenders, run them, summarise, write."""
     from inpaintgan.eval.runner import (
-        Contender,
         EvalImages,
         Evaluation,
-        OutputsFolder,
         bucket_order,
         format_markdown,
-        load_batch,
         summarize,
-        to_uint8,
         write_tables,
     )
 
@@ -170,38 +164,8 @@ def run_eval(args) -> int:
     device = _resolve_device(args.device)
     protocol = get_protocol(args.protocol, args.seed, args.mask_dir, args.invert_masks)
     data = EvalImages(args.data, args.size, args.n, args.grayscale)
-
-    taken: set[str] = set()
-    contenders = []
-    for name in args.model:
-        label = Path(name).stem if name.endswith(".safetensors") else name
-        try:
-            model = resolve_model(name, device)
-        except ImportError as e:  # an optional baseline's package is missing: one line, not a traceback
-            raise ValueError(f"model {name!r} cannot run here: {e}") from None
-        contenders.append(Contender(_unique_label(label, taken), model=model, fingerprint=_fingerprint(name)))
-    for d in args.outputs:
-        folder = OutputsFolder(d)
-        folder.check_complete(data)
-        contenders.append(
-            Contender(_unique_label(f"outputs:{folder.name}", taken), outputs=folder, fingerprint=f"outputs:{folder.name}")
-        )
-
-    status = M.available_metrics()
-    lpips = M.load_lpips(device) if status["lpips"].available else None
-    unavailable = {k: s.reason for k, s in status.items() if not s.available}
-    realism = None
-    if args.realism != "off":
-        from inpaintgan.eval.realism import InceptionFeatures, RealismUnavailable
-
-        try:
-            realism = InceptionFeatures(args.fid_network, device, batch_size=max(1, min(args.batch_size, 32)))
-            unavailable.pop("fid", None)
-            unavailable.pop("kid", None)
-        except RealismUnavailable as e:
-            if args.realism == "on":
-                raise ValueError(f"--realism on: {e}") from None
-            unavailable["fid"] = unavailable["kid"] = str(e)
+    contenders = _contenders(args, data, device)
+    lpips, realism, unavailable = _metric_networks(args, device)
 
     ev = Evaluation(data, protocol, args.out, device, args.batch_size, args.fresh, lpips, realism)
     rows = ev.run(contenders, progress=not args.no_progress)
@@ -218,23 +182,77 @@ def run_eval(args) -> int:
     print(format_markdown(table, ev.metric_names))
     for name, reason in unavailable.items():
         print(f"\n{name}: unavailable ({reason})")
-
     if args.figure_rows > 0:
-        k = min(args.figure_rows, len(data))
-        idx = list(range(k))
-        if args.size <= 0:  # native sizes may differ: keep the rows that share the first image's shape
-            shape0 = data.load(0).shape
-            idx = [i for i in idx if data.load(i).shape == shape0]
-        images, masks = load_batch(data, protocol, idx, device)
-        outs = [c.run(data, idx, images, masks) for c in contenders]
-        fig_rows = []
-        for j in range(len(idx)):
-            gt = to_uint8(images[j])
-            fig_rows.append([report.masked_input(gt, masks[j, 0].cpu().numpy())] + [to_uint8(o[j]) for o in outs] + [gt])
-        report.comparison_figure(fig_rows, ["input", *labels, "ground truth"], ev.out / "comparison.png")
+        _comparison_figure(args, data, protocol, contenders, device, ev.out / "comparison.png")
+    from inpaintgan.eval import report
+
     report.ratio_plot(table, ev.out / "ratio_plot.png")
     print(f"\nwrote {csv_path}, {json_path}, {ev.out / 'per_image.csv'} and figures in {ev.out}", file=sys.stderr)
     return 0
+
+
+def _contenders(args, data, device) -> list:
+    """One contender per ``--model`` (loaded) and per ``--outputs`` folder (checked complete), labels unique."""
+    from inpaintgan.baselines import resolve_model
+    from inpaintgan.eval.runner import Contender, OutputsFolder
+
+    taken: set[str] = set()
+    contenders = []
+    for name in args.model:
+        label = Path(name).stem if name.endswith(".safetensors") else name
+        try:
+            model = resolve_model(name, device)
+        except ImportError as e:  # an optional baseline's package is missing: one line, not a traceback
+            raise ValueError(f"model {name!r} cannot run here: {e}") from None
+        contenders.append(Contender(_unique_label(label, taken), model=model, fingerprint=_fingerprint(name)))
+    for d in args.outputs:
+        folder = OutputsFolder(d)
+        folder.check_complete(data)
+        contenders.append(
+            Contender(_unique_label(f"outputs:{folder.name}", taken), outputs=folder, fingerprint=f"outputs:{folder.name}")
+        )
+    return contenders
+
+
+def _metric_networks(args, device) -> tuple:
+    """(LPIPS network or None, Inception features or None, {metric: why unavailable})."""
+    from inpaintgan import metrics as M
+
+    status = M.available_metrics()
+    lpips = M.load_lpips(device) if status["lpips"].available else None
+    unavailable = {k: s.reason for k, s in status.items() if not s.available}
+    realism = None
+    if args.realism != "off":
+        from inpaintgan.eval.realism import InceptionFeatures, RealismUnavailable
+
+        try:
+            realism = InceptionFeatures(args.fid_network, device, batch_size=max(1, min(args.batch_size, 32)))
+            unavailable.pop("fid", None)
+            unavailable.pop("kid", None)
+        except RealismUnavailable as e:
+            if args.realism == "on":
+                raise ValueError(f"--realism on: {e}") from None
+            unavailable["fid"] = unavailable["kid"] = str(e)
+    return lpips, realism, unavailable
+
+
+def _comparison_figure(args, data, protocol, contenders: list, device, path: Path) -> None:
+    """input | each contender | ground truth for the first ``--figure-rows`` images."""
+    from inpaintgan.eval import report
+    from inpaintgan.eval.runner import load_batch, to_uint8
+
+    k = min(args.figure_rows, len(data))
+    idx = list(range(k))
+    if args.size <= 0:  # native sizes may differ: keep the rows that share the first image's shape
+        shape0 = data.load(0).shape
+        idx = [i for i in idx if data.load(i).shape == shape0]
+    images, masks = load_batch(data, protocol, idx, device)
+    outs = [c.run(data, idx, images, masks) for c in contenders]
+    fig_rows = []
+    for j in range(len(idx)):
+        gt = to_uint8(images[j])
+        fig_rows.append([report.masked_input(gt, masks[j, 0].cpu().numpy())] + [to_uint8(o[j]) for o in outs] + [gt])
+    report.comparison_figure(fig_rows, ["input", *[c.label for c in contenders], "ground truth"], path)
 
 
 def run_masks(args) -> int:

@@ -202,10 +202,9 @@ def _folder_bins(folder: str, h: int, w: int, invert: bool) -> tuple[tuple[str, 
 
 
 def _load_folder_mask(path: str, h: int, w: int, invert: bool) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ValueError(f"cannot read mask image {path}")
-    m = (img > 127).astype(np.float32)
+    from inpaintgan.imageio import read_mask  # the one mask reader (errors name the file)
+
+    m = read_mask(path, None).astype(np.float32)
     if invert:
         m = 1 - m
     return cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -39,15 +39,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
 import logging
 import math
-import struct
 import threading
 import time
-import warnings
-import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -60,15 +56,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from inpaintgan import __version__
-from inpaintgan.imagefile import ImageFile, encode_image_file, from_decoded, header_facts
-from inpaintgan.imageio import dilate_mask, mask_from_array
+from inpaintgan.imagefile import (
+    ImageFile,
+    ImageReadError,
+    ReadRules,
+    encode_image_file,
+    open_image,
+    read_image_file,
+)
+from inpaintgan.imagefile import human_bytes as _mb
+from inpaintgan.imageio import dilate_mask, fit_mask, read_mask
 from inpaintgan.inpainter import STRATEGIES, Inpainter
 from inpaintgan.postprocess import BLEND_MODES
 from inpaintgan.server.guards import BodyTooSlow, HostCheck, timed_receive
@@ -397,10 +401,6 @@ async def drain_body(request: Request, limits: ServerLimits) -> None:
         pass
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} bytes"
-
-
 async def read_multipart(req: Request, file_keys: tuple[str, ...], n_fields: int) -> tuple[dict[str, bytes], dict[str, Any]]:
     """(file parts by name, text fields) of a multipart body: only ``file_keys`` may be files, each
     at most once; at most ``n_fields`` text fields; anything else is a one-line 400."""
@@ -566,79 +566,58 @@ def parse_options(fields: Mapping[str, Any], accept: str, pool: ModelPool, limit
 # ------------------------------------------------------------------------------------ image bytes
 
 
+def read_rules(max_pixels: int) -> ReadRules:
+    """The one reader's rules for a request: only :data:`ALLOWED_FORMATS`, the pixel limit, the decoded
+    size within 4 bytes a pixel at that limit (:attr:`ServerLimits.decode_budget_bytes`), and Pillow's
+    decompression-bomb warning refused too."""
+    return ReadRules(max_pixels=max_pixels, formats=ALLOWED_FORMATS, decode_budget=4 * max_pixels, strict_bomb=True,
+                     limit_name="this server's limit", limit_hint="", budget_name="this server's budget")
+
+
+#: the answer to each kind of :class:`~inpaintgan.imagefile.ImageReadError`
+_READ_STATUS = {"too_many_pixels": 413, "not_an_image": 422, "corrupt_image": 422, "missing": 422}
+
+
+def _api_read_error(e: ImageReadError) -> ApiError:
+    return ApiError(_READ_STATUS.get(e.kind, 422), e.kind if e.kind in _READ_STATUS else "not_an_image", str(e))
+
+
 def decode_image(data: bytes, what: str, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully decoded, upright PIL image; the size is checked from the header first."""
-    return _decode(data, what, max_pixels)[0]
+    """Bytes -> a fully decoded, upright PIL image, by the one reader with this server's rules and errors."""
+    try:
+        return open_image(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
 
 
 def decode_image_file(data: bytes, what: str, max_pixels: int) -> ImageFile:
-    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` (the one reader's result: mode, 16-bit
-    depth, alpha, ICC, DPI and EXIF kept), with this server's checks and errors."""
-    img, facts = _decode(data, what, max_pixels)
-    return from_decoded(img, facts, data)
-
-
-def _decode(data: bytes, what: str, max_pixels: int) -> tuple[Image.Image, dict[str, Any]]:
-    if not data:
-        raise ApiError(422, "not_an_image", f"the {what} is empty (0 bytes)")
+    """Bytes -> an :class:`~inpaintgan.imagefile.ImageFile` by the one reader (mode, 16-bit depth,
+    alpha, ICC, DPI and EXIF kept, as ``fill`` reads files), with this server's rules and errors."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ApiError(413, "too_many_pixels", f"the {what} is refused: its header claims far more pixels than this "
-                       f"server's limit of {max_pixels / 1e6:g} MP (a possible decompression bomb: {e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
-        raise ApiError(422, "not_an_image", f"the {what} is not a readable image (supported: PNG, JPEG, WebP, BMP, TIFF, GIF): {e}") from None
-    w, h = img.size
-    if w * h > max_pixels:
-        raise ApiError(413, "too_many_pixels",
-                       f"the {what} is {w}x{h} = {w * h / 1e6:.1f} MP, above this server's limit of {max_pixels / 1e6:g} MP")
-    if w < 1 or h < 1:
-        raise ApiError(422, "not_an_image", f"the {what} has no pixels ({w}x{h})")
-    decoded = w * h * _bytes_per_pixel(img.mode)
-    if decoded > 4 * max_pixels:
-        raise ApiError(413, "too_many_pixels",
-                       f"the {what} ({w}x{h}, mode {img.mode}) would take {_mb(decoded)} decoded, above this server's "
-                       f"budget of {_mb(4 * max_pixels)} per image (the pixel limit at 4 bytes a pixel)")
+        return read_image_file(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
+
+
+def decode_mask(data: bytes, what: str, max_pixels: int) -> np.ndarray:
+    """Bytes -> bool (H, W), True = hole, by the one mask reader (as ``fill`` reads mask files)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            facts = header_facts(img)  # after the size checks: reading EXIF may decode
-            img.load()
-            out = ImageOps.exif_transpose(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ApiError(413, "too_many_pixels", f"the {what} is refused as a possible decompression bomb ({e})") from None
-    except (OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error) as e:
-        raise ApiError(422, "corrupt_image", f"the {what} could not be decoded: truncated or corrupt ({e})") from None
-    return out, facts
-
-
-#: decoded bytes per pixel of the Pillow modes a request can produce (others count as 8)
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2,
-                    "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4}
-
-
-def _bytes_per_pixel(mode: str) -> int:
-    return _BYTES_PER_PIXEL.get(mode, 8)
+        return read_mask(data, what=what, rules=read_rules(max_pixels))
+    except ImageReadError as e:
+        raise _api_read_error(e) from None
 
 
 def image_and_hole(image_bytes: bytes, mask_bytes: bytes, opts: Options, limits: ServerLimits) -> tuple[ImageFile, np.ndarray]:
     """Decode and check the image and the mask; the hole (bool (H, W), dilated) or a 4xx error."""
     image = decode_image_file(image_bytes, "image", limits.max_pixels)
-    mimg = decode_image(mask_bytes, "mask", limits.max_pixels)
-    if mimg.mode == "P":
-        mimg = mimg.convert("RGBA")
-    elif mimg.mode not in ("1", "L", "LA", "RGB", "RGBA", "F") and not mimg.mode.startswith("I"):
-        mimg = mimg.convert("RGB")
-    hole = mask_from_array(np.asarray(mimg))
+    hole = decode_mask(mask_bytes, "mask", limits.max_pixels)
     (w, h), (mh, mw) = image.size, hole.shape
     if (mw, mh) != (w, h):
         if not opts.resize_mask:
             raise ApiError(422, "mask_size_mismatch",
                            f"the mask is {mw}x{mh} but the image is {w}x{h} (width x height); send a mask of the "
                            "image's size, or set resize_mask=true")
-        hole = np.asarray(Image.fromarray(hole).resize((w, h), Image.NEAREST))
+        hole = fit_mask(hole, (w, h), resize=True)  # the resize of fill and the Python API
     hole = dilate_mask(hole, opts.dilate)
     if not hole.any():
         raise ApiError(422, "mask_empty", "the mask is empty: no pixel is marked for removal (white or opaque = hole)")
@@ -725,6 +704,23 @@ def create_app(
         inpainter = Inpainter.from_pretrained(model, device=device)
     pool = ModelPool(inpainter, models, zoo, device)
     queue = InferenceQueue(limits.max_in_flight, limits.max_queued, limits.max_reading)
+    app = _new_app(queue, allowed_hosts)
+    app.state.pool, app.state.queue, app.state.limits = pool, queue, limits
+    add_error_handlers(app)
+    add_inpaint_route(app, pool, queue, limits)  # POST /api/v1/inpaint
+    add_info_routes(app, pool, queue, limits)  # GET /api/v1/models, /api/v1/health
+    from inpaintgan.server.product import add_product_routes
+
+    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
+    from inpaintgan.server.folder import add_folder_routes
+
+    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
+    add_page_routes(app)  # / and /static
+    return app
+
+
+def _new_app(queue: InferenceQueue, allowed_hosts: list[str] | None) -> FastAPI:
+    """The FastAPI object: metadata, the queue's shutdown at exit, the Host check."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -740,9 +736,13 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.pool, app.state.queue, app.state.limits = pool, queue, limits
     if allowed_hosts:  # "loopback" allows every loopback form: localhost, 127.0.0.0/8, [::1]
         app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON ``{status, error, message}``: ours, Starlette's, validation, unexpected (500)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -763,6 +763,37 @@ def create_app(
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, "bad_request", str(exc.errors()))
 
+
+def inpaint_work(data: list[bytes], opts: Options, limits: ServerLimits, pool: ModelPool) -> tuple[bytes, float]:
+    """Decode, fill, encode one request (in the inference pool: at most ``max_in_flight`` images are
+    decoded at once, the memory budget, however many requests wait). ``data`` = [image, mask] bytes,
+    emptied once decoded. Returns (the answer's bytes, inference seconds)."""
+    image, hole = image_and_hole(data[0], data[1], opts, limits)
+    data.clear()
+    inp = pool.get(opts.model)
+    t = time.perf_counter()
+    out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
+    seconds = time.perf_counter() - t
+    return encode_image(out, opts.format, opts.quality, image), seconds
+
+
+async def run_inpaint(queue: InferenceQueue, data: list[bytes], opts: Options, limits: ServerLimits, pool: ModelPool) -> tuple[bytes, float]:
+    """:func:`inpaint_work` in the queue (its place already taken); model failures as JSON errors."""
+    try:
+        return await queue.run(lambda: inpaint_work(data, opts, limits, pool))
+    except ApiError:
+        raise
+    except ValueError as e:  # e.g. strategy 'full' for a model that is not fully convolutional
+        raise ApiError(422, "cannot_inpaint", str(e)) from None
+    except Exception:
+        log.exception("inference failed (model %s)", opts.model)
+        raise ApiError(500, "inference_failed", "the model failed on this image (details in the server log)") from None
+
+
+def add_inpaint_route(app: FastAPI, pool: ModelPool, queue: InferenceQueue, limits: ServerLimits) -> None:
+    """``POST /api/v1/inpaint``: read the body (reading place), parse the options, take a queue place
+    (else 503), then decode, fill and encode in the inference pool."""
+
     @app.post(f"{API}/inpaint", summary="Inpaint an image", description=_INPAINT_DOC, openapi_extra=_INPAINT_OPENAPI,
               response_class=Response, tags=["inpaint"],
               responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "the filled image"}, **_ERRORS})
@@ -777,28 +808,8 @@ def create_app(
         try:
             data = [image_bytes, mask_bytes]
             del image_bytes, mask_bytes
-
-            def work() -> tuple[bytes, float]:
-                # decoding, inference and encoding all run in the bounded pool: at most max_in_flight
-                # images are decoded at once (the memory budget), however many requests wait
-                image, hole = image_and_hole(data[0], data[1], opts, limits)
-                data.clear()
-                inp = pool.get(opts.model)
-                t = time.perf_counter()
-                out = image.merge(inp(image.model_input(), hole, strategy=opts.strategy, blend=opts.blend), hole)
-                seconds = time.perf_counter() - t
-                return encode_image(out, opts.format, opts.quality, image), seconds
-
-            handed_off = True
-            try:
-                body, seconds = await queue.run(work)
-            except ApiError:
-                raise
-            except ValueError as e:  # e.g. strategy 'full' for a model that is not fully convolutional
-                raise ApiError(422, "cannot_inpaint", str(e)) from None
-            except Exception:
-                log.exception("inference failed (model %s)", opts.model)
-                raise ApiError(500, "inference_failed", "the model failed on this image (details in the server log)") from None
+            handed_off = True  # from here the queue releases the place when the work ends
+            body, seconds = await run_inpaint(queue, data, opts, limits, pool)
         finally:
             if not handed_off:
                 queue.release()
@@ -807,6 +818,10 @@ def create_app(
             "X-Inpaint-Model": opts.model,
             "X-Inpaint-Seconds": f"{seconds:.3f}",
         })
+
+
+def add_info_routes(app: FastAPI, pool: ModelPool, queue: InferenceQueue, limits: ServerLimits) -> None:
+    """``GET /api/v1/models`` and ``GET /api/v1/health``."""
 
     @app.get(f"{API}/models", summary="The models requests may name", tags=["info"])
     async def models_list() -> dict[str, Any]:
@@ -825,12 +840,9 @@ def create_app(
             "limits": asdict(limits),
         }
 
-    from inpaintgan.server.product import add_product_routes
 
-    add_product_routes(app, queue, limits)  # POST /api/v1/segment, GET /api/v1/docs
-    from inpaintgan.server.folder import add_folder_routes
-
-    add_folder_routes(app, folder, limits)  # /api/v1/folder...: serve --input (else it says "not enabled")
+def add_page_routes(app: FastAPI) -> None:
+    """The web page at ``/`` (with its Content-Security-Policy) and its files under ``/static``."""
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -839,7 +851,7 @@ def create_app(
         })
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
-__all__ = ["create_app", "ServerLimits", "ApiError", "ModelPool", "InferenceQueue", "decode_image", "API"]
+__all__ = ["create_app", "ServerLimits", "ApiError", "ModelPool", "InferenceQueue", "decode_image", "decode_image_file",
+           "decode_mask", "read_rules", "API"]

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image, ImageOps
 from starlette.concurrency import run_in_threadpool
 
-from inpaintgan.server.app import API, ApiError, ServerLimits, body_receive, decode_image
+from inpaintgan.server.app import API, ApiError, ServerLimits, body_receive, decode_image_file
 
 THUMB = 160
 
@@ -94,12 +94,13 @@ def thumbnail(path: Path) -> bytes:
 
 
 def save_result(folder: Folder, name: str, data: bytes, limits: ServerLimits) -> Path:
-    """Write the page's result (PNG bytes) to the output folder in the input's format."""
-    from inpaintgan.imageio import open_image, write_image
+    """Write the page's result (PNG bytes) to the output folder in the input's format, by the one
+    reader and writer: the result's mode, alpha and ICC profile, the input's EXIF and DPI."""
+    from inpaintgan.imagefile import read_image_file, write_image_file
 
     src = folder.get(name)
-    result = decode_image(data, "image", limits.max_pixels)
-    source = open_image(src, limits.max_pixels)
+    result = decode_image_file(data, "image", limits.max_pixels)
+    source = read_image_file(src, limits.max_pixels)
     if result.size != source.size:
         raise ApiError(422, "size_mismatch", f"the result is {result.size[0]}x{result.size[1]} but {name} is "
                        f"{source.size[0]}x{source.size[1]}")
@@ -107,10 +108,11 @@ def save_result(folder: Folder, name: str, data: bytes, limits: ServerLimits) ->
     if any(_same(dst, p) for p in folder.files.values()):
         raise ApiError(409, "would_overwrite_input", f"{dst} is an input; results never replace inputs")
     quality = 95
-    if getattr(source, "format", None) == "JPEG" or src.suffix.lower() in (".jpg", ".jpeg"):
+    if source.format == "JPEG" or src.suffix.lower() in (".jpg", ".jpeg"):
         quality = jpeg_quality(src)
+    result.info.update({k: source.info[k] for k in ("exif", "dpi") if source.info.get(k)})
     folder.output_dir.mkdir(parents=True, exist_ok=True)
-    return write_image(result, dst, quality=quality, exif=source.info.get("exif"))
+    return write_image_file(dst, result.pixels, like=result, quality=quality)
 
 
 def jpeg_quality(path: Path) -> int:

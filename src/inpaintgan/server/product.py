@@ -38,6 +38,7 @@ from inpaintgan.server.app import (
     admit_or_503,
     body_receive,
     decode_image,
+    decode_mask,
     read_multipart,
     read_request_body,
 )
@@ -135,17 +136,12 @@ def parse_box(value: Any) -> tuple[float, float, float, float]:
 
 
 def stroke_mask(data: bytes, what: str, size: tuple[int, int], max_pixels: int) -> np.ndarray:
-    from inpaintgan.imageio import mask_from_array
-
-    img = decode_image(data, what, max_pixels)
-    if img.mode == "P":
-        img = img.convert("RGBA")
-    elif img.mode not in ("1", "L", "LA", "RGB", "RGBA"):
-        img = img.convert("RGB")
-    if img.size != size:
-        raise ApiError(422, "mask_size_mismatch", f"the {what} mask is {img.size[0]}x{img.size[1]} but the image is "
+    """A stroke mask's bytes -> bool (H, W), True = marked, by the one mask reader (as /inpaint's mask)."""
+    mask = decode_mask(data, what, max_pixels)
+    if mask.shape[::-1] != tuple(size):
+        raise ApiError(422, "mask_size_mismatch", f"the {what} mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                        f"{size[0]}x{size[1]} (width x height)")
-    return mask_from_array(np.asarray(img))
+    return mask
 
 
 def segment_work(files: dict[str, bytes], box: tuple, iterations: int, limits: ServerLimits) -> tuple[bytes, int, tuple]:
