@@ -52,8 +52,8 @@ from torch import Tensor
 from inpaintgan.checkpoints import is_model_path, load_any, resolve_model
 from inpaintgan.checkpoints import list_models as _list_models
 from inpaintgan.errors import project_errors
-from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
 from inpaintgan.export.exporter import EXPORT_SUFFIXES
+from inpaintgan.finite import NonFiniteInputError, array_is_finite, check_finite_output
 from inpaintgan.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskError,
