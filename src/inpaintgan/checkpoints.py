@@ -245,12 +245,10 @@ def check_training_payload(payload: Any, source: str | Path = "checkpoint") -> d
     return payload
 
 
-def method_from_training_state(payload: dict[str, Any], source: str | Path = "checkpoint"):
-    """Build a method from a trainer checkpoint (already read with ``weights_only=True``).
-
-    Returns ``(method, metadata)`` like :func:`load_model`; the method is in eval mode on the CPU.
-    """
-    from inpaintgan.config import build_run_config, to_dict
+def build_training_method(payload: dict[str, Any], source: str | Path = "checkpoint"):
+    """(method with the checkpoint's weights, its RunConfig, channels) from a trainer checkpoint
+    (already read with ``weights_only=True``); a one-line CheckpointError where they do not fit."""
+    from inpaintgan.config import build_run_config
     from inpaintgan.registry import get_method
 
     check_training_payload(payload, source)
@@ -260,7 +258,18 @@ def method_from_training_state(payload: dict[str, Any], source: str | Path = "ch
     try:
         method.load_state_dict(payload["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"weights in {source} do not fit method {cfg.method!r}: {e}") from None
+        raise CheckpointError(f"weights in {source} do not fit method {cfg.method!r}: {str(e).splitlines()[0]}") from None
+    return method, cfg, channels
+
+
+def method_from_training_state(payload: dict[str, Any], source: str | Path = "checkpoint"):
+    """Build a method from a trainer checkpoint (already read with ``weights_only=True``).
+
+    Returns ``(method, metadata)`` like :func:`load_model`; the method is in eval mode on the CPU.
+    """
+    from inpaintgan.config import to_dict
+
+    method, cfg, channels = build_training_method(payload, source)
     meta = {
         "format": FORMAT_VERSION,
         "method": cfg.method,

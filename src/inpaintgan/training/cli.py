@@ -92,19 +92,9 @@ def cmd_methods(args) -> int:
 
 def export_checkpoint(payload: dict, out: str | Path, half: bool = False, working_size: int = 0) -> Path:
     """Training checkpoint -> safetensors model file with metadata (method, config, data, step, val)."""
-    from inpaintgan.checkpoints import CheckpointError, check_training_payload, save_model
-    from inpaintgan.config import build_run_config
+    from inpaintgan.checkpoints import build_training_method, save_model
 
-    check_training_payload(payload)
-    cfg = build_run_config(payload["config"])
-    channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
-    from inpaintgan.registry import get_method
-
-    method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
-    try:
-        method.load_state_dict(payload["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"the checkpoint's weights do not fit its own config ({cfg.method}): {str(e).splitlines()[0]}") from None
+    method, cfg, _ = build_training_method(payload)
     progress = payload.get("progress") if isinstance(payload.get("progress"), dict) else {}
     meta = {
         "training": {

@@ -640,13 +640,19 @@
 
   // --------------------------------------------------------------------------------- remove
 
-  async function exportMask() {
+  /** An opaque black canvas of the mask's size and its 2-D context (what the server reads as "keep"). */
+  function blackMaskCanvas() {
     const c = document.createElement('canvas');
     c.width = el.mask.width;
     c.height = el.mask.height;
     const ctx = c.getContext('2d');
     ctx.fillStyle = '#000';
     ctx.fillRect(0, 0, c.width, c.height);
+    return [c, ctx];
+  }
+
+  async function exportMask() {
+    const [c, ctx] = blackMaskCanvas();
     ctx.drawImage(el.mask, 0, 0);
     return new Promise((resolve, reject) => c.toBlob((b) => (b ? resolve(b) : reject(new Error('mask encoding failed'))), 'image/png'));
   }
@@ -743,12 +749,7 @@
   function strokesCanvas(strokes, erase) {
     const list = strokes.filter((s) => !s.select && Boolean(s.erase) === erase);
     if (!list.length) return null;
-    const c = document.createElement('canvas');
-    c.width = el.mask.width;
-    c.height = el.mask.height;
-    const ctx = c.getContext('2d');
-    ctx.fillStyle = '#000';
-    ctx.fillRect(0, 0, c.width, c.height);
+    const [c, ctx] = blackMaskCanvas();
     ctx.strokeStyle = ctx.fillStyle = '#fff';
     ctx.lineCap = ctx.lineJoin = 'round';
     for (const s of list) {
