@@ -42,8 +42,9 @@ def remove_stale_temp_files(path: Path) -> None:
     """Temp files of earlier atomic writes of ``path`` whose process is gone (killed mid-write):
     ``.NAME.PID.XXXX.tmp``. So a temp file never outlives its process's next write of that file."""
     prefix = f".{path.name}."
+    ends = (".tmp", ".tmp" + path.suffix) if path.suffix else (".tmp",)
     try:
-        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(ends)]
     except OSError:
         return
     for p in candidates:
@@ -52,14 +53,16 @@ def remove_stale_temp_files(path: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, write_fn) -> Path:
+def atomic_write(path: str | Path, write_fn, keep_suffix: bool = False) -> Path:
     """Call ``write_fn(tmp_path)`` then rename onto ``path``: readers never see a half-written file.
-    The temp file (``.NAME.PID.XXXX.tmp`` beside ``path``) is removed on any error, and, should the
-    process be killed, by the next write of ``path``."""
+    The temp file (``.NAME.PID.XXXX.tmp`` beside ``path``; ``keep_suffix``: ``...tmp.SUFFIX``, for
+    writers that choose the format from the file name) is removed on any error, and, should the
+    process be killed, by the next write of ``path``. The one atomic writer of the package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    suffix = ".tmp" + (path.suffix if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write_fn(tmp)

@@ -54,14 +54,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode.startswith("I") or img.mode == "F":
-        return Image.fromarray(_gray_to_uint8(np.asarray(img)), "L").convert("RGB")
+        return Image.fromarray(gray_to_uint8(np.asarray(img)), "L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     return img.convert("RGB")
 
 
-def _gray_to_uint8(a: np.ndarray) -> np.ndarray:
-    """High-bit-depth grayscale -> uint8 by full-scale division (16-bit data: /257)."""
+def gray_to_uint8(a: np.ndarray) -> np.ndarray:
+    """High-bit-depth grayscale -> uint8 by full-scale division (16-bit data: /257; floats in [0, 1]: x 255);
+    the one such rule of every reader (``imagefile`` keeps 16-bit data and scales it with the same /257)."""
     x = a.astype(np.float64)
     if not np.isfinite(x).all():
         raise ImageReadError("the image holds NaN/Inf values; float images must be finite")
@@ -222,3 +223,6 @@ def write_image(
     f = from_pil(img, None, info)
     data = encode_image_file(f.pixels, fmt, like=f, quality=quality)
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+_gray_to_uint8 = gray_to_uint8  # the old private name

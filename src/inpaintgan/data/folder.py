@@ -54,15 +54,12 @@ def list_images(root: str | Path) -> list[Path]:
 
 def _to_8bit_gray(im: Image.Image) -> Image.Image:
     """Single-channel 16/32-bit integer or float image -> "L". Pillow's own ``convert`` clips such
-    values at 255 (a 16-bit PNG turns almost white), so scale instead: 16-bit by 1/257, floats
-    in [0, 1] by 255."""
-    a = np.asarray(im)
-    if im.mode == "F":
-        a = a.astype(np.float64)
-        a = a * 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else a
-    elif im.mode.startswith("I;16") or a.max(initial=0) > 255:  # "I" holds 16-bit PNGs on some Pillows
-        a = a.astype(np.float64) / 257.0
-    return Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L")
+    values at 255 (a 16-bit PNG turns almost white), so scale instead, by the one rule of the image
+    readers (:func:`inpaintgan.imageio.gray_to_uint8`: 16-bit by 1/257, floats in [0, 1] by 255; NaN/Inf
+    refused, so the dataset skips such a file as unreadable)."""
+    from inpaintgan.imageio import gray_to_uint8
+
+    return Image.fromarray(gray_to_uint8(np.asarray(im)), "L")
 
 
 def read_image_array(path: str | Path, grayscale: bool = False) -> np.ndarray:

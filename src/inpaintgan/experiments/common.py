@@ -25,7 +25,6 @@ import platform
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +117,10 @@ def _umask() -> int:
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
     """``write(tmp)`` into a temporary file beside ``path`` (same suffix, so image writers know the
-    format), then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    format), then rename it onto ``path``: :func:`inpaintgan.checkpoints.atomic_write`."""
+    from inpaintgan.checkpoints import atomic_write as _atomic_write
+
+    return _atomic_write(path, write, keep_suffix=True)
 
 
 def write_text(path: Path, text: str) -> Path:
