@@ -473,6 +473,8 @@ def summarize(rows: list[dict], labels: list[str], buckets: list[str], metric_na
 
 def format_markdown(table: list[dict], metric_names: list[str]) -> str:
     """The summary as a Markdown table (arrows mark the better direction of each metric)."""
+    from inpaintgan.tables import md_head, md_row
+
 
     def head(m: str) -> str:
         base = m.removesuffix("_hole")
@@ -481,7 +483,7 @@ def format_markdown(table: list[dict], metric_names: list[str]) -> str:
 
     realism = bool(table) and "kid" in table[0]
     cols = ["model", "bucket", "n", *[head(m) for m in metric_names]] + (["FID ↓", "KID×1000 ↓"] if realism else [])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) - 2)) + "|"]
+    lines = md_head(cols)
     for e in table:
         cells = [e["model"], e["bucket"], str(e["count"])]
         for m in metric_names:
@@ -491,7 +493,7 @@ def format_markdown(table: list[dict], metric_names: list[str]) -> str:
             f, k, ks = e["fid"], e["kid"], e["kid_std"]
             cells.append("n/a" if math.isnan(f) else f"{f:.1f}")
             cells.append("n/a" if math.isnan(k) else f"{1000 * k:.1f} ± {1000 * ks:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(md_row(cells))
     return "\n".join(lines)
 
 
