@@ -9,6 +9,28 @@ import torch
 from torch import Tensor, nn
 
 
+class DilatedConv2d(nn.Conv2d):
+    """A dilated 3x3 'same' convolution that skips the taps that can only read padding: when the
+    dilation is at least the input's height and width, every off-centre tap of every output pixel
+    falls outside the image (zero padding), so the result is the 1x1 convolution with the centre
+    weights: equal up to float summation order, gradients included (the off-centre weights get zero
+    gradient either way). GLCIC's dilations 8 and 16 on the 8x8 maps of 32-px training crops are such
+    layers. The shortcut is skipped while tracing or exporting, where a shape-dependent branch would be
+    frozen into the graph."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        d = self.dilation[0]
+        if (
+            self.kernel_size == (3, 3) and self.dilation[0] == self.dilation[1] and self.stride == (1, 1)
+            and self.padding == (d, d) and self.groups == 1 and d >= h and d >= w
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export()
+            and not torch.compiler.is_compiling()
+        ):  # fmt: skip
+            return nn.functional.conv2d(x, self.weight[:, :, 1:2, 1:2], self.bias)
+        return super().forward(x)
+
+
 class ConvBNAct(nn.Sequential):
     """Conv2d (or ConvTranspose2d) -> optional BatchNorm -> activation, 'same'-style padding."""
 
@@ -26,7 +48,8 @@ class ConvBNAct(nn.Sequential):
         if transpose:  # 4x4 stride-2 deconvolution doubles the size exactly
             layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=not bn)]
         else:
-            layers = [nn.Conv2d(cin, cout, k, stride, dilation * (k - 1) // 2, dilation=dilation, bias=not bn)]
+            conv = DilatedConv2d if dilation > 1 and k == 3 and stride == 1 else nn.Conv2d
+            layers = [conv(cin, cout, k, stride, dilation * (k - 1) // 2, dilation=dilation, bias=not bn)]
         if bn:
             layers.append(nn.BatchNorm2d(cout))
         if act == "relu":
