@@ -46,7 +46,7 @@ class PrefillCache:
         if self.path.is_file():
             with np.load(self.path) as z:
                 self.store = {k: z[k] for k in z.files}
-        self.dirty = False
+        self.new = 0  # entries computed since the last save
 
     @staticmethod
     def key(image: torch.Tensor, mask: torch.Tensor) -> str:
@@ -63,12 +63,15 @@ class PrefillCache:
                 q = (pre.clamp(0, 1) * 255).round().to(torch.uint8)
                 if not torch.allclose(q.float() / 255, pre, atol=1e-6):
                     raise ValueError(f"the {self.kind} pre-fill is not on the uint8 grid; it cannot be cached exactly")
-                self.store[k], self.dirty = q.cpu().numpy(), True
+                self.store[k] = q.cpu().numpy()
+                self.new += 1
             out.append(torch.from_numpy(self.store[k]).float() / 255)
         return torch.stack(out).to(images.device)
 
-    def save(self) -> None:
-        if self.dirty:
+    def save(self, every: int = 1) -> None:
+        """Write the cache when at least ``every`` entries are new (the probe saves every 64 during a
+        run, so a killed run loses little, and once at its end)."""
+        if self.new >= max(1, every):
             from inpaintgan.checkpoints import atomic_write
 
             def write(tmp) -> None:
@@ -76,7 +79,7 @@ class PrefillCache:
                     np.savez(f, **self.store)
 
             atomic_write(self.path, write)
-            self.dirty = False
+            self.new = 0
 
 
 class CachedPrefillModel:
@@ -99,7 +102,7 @@ class CachedPrefillModel:
             y = F.interpolate(F.adaptive_avg_pool2d(y, (max(1, h // self.lowpass), max(1, w // self.lowpass))),
                               size=(h, w), mode="bilinear", align_corners=False)  # fmt: skip
         pred = m.to_image(pre, self.alpha * y).clamp(0, 1)
-        self.cache.save()
+        self.cache.save(every=64)
         return m.composite(pred, images, masks)
 
 
@@ -141,6 +144,8 @@ def main(argv=None) -> int:
                 contenders.append(Contender(_label(ck, alpha, lp), model=CachedPrefillModel(method, cache, alpha, lp),
                                             fingerprint=f"{fp}:{alpha}:{lp}"))  # fmt: skip
     rows = ev.run(contenders)
+    for cache in caches.values():
+        cache.save()
     overall = overall_scores(ev, rows, [c.label for c in contenders])
     (out / "overall.json").write_text(overall_json(overall))
     print(overall_json(overall))
