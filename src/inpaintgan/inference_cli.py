@@ -157,16 +157,12 @@ def attention_image(inpainter: Any, image: Any, hole: np.ndarray) -> np.ndarray:
     if max(h, w) > AUTO_FULL_FACTOR * ws:
         size = (max(1, round(h * ws / max(h, w))), max(1, round(w * ws / max(h, w))))
         x, m = F.interpolate(x, size=size, mode="area"), (F.interpolate(m, size=size, mode="area") > 0).float()
-    method = inpainter.method
-    was_training = method.training
-    method.eval()
-    try:
-        with torch.inference_mode():
-            _, color = method.inpaint_with_attention(x.to(inpainter.device), m.to(inpainter.device))  # (1, 3, h', w')
-    finally:
-        method.train(was_training)
+    from inpaintgan.tensors import eval_mode, quantize_uint8
+
+    with eval_mode(inpainter.method) as method, torch.inference_mode():
+        _, color = method.inpaint_with_attention(x.to(inpainter.device), m.to(inpainter.device))  # (1, 3, h', w')
     color = F.interpolate(color.float().cpu(), size=(h, w), mode="nearest")[0]
-    return (color.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    return quantize_uint8(color).permute(1, 2, 0).numpy()
 
 
 def guide_inputs(args: argparse.Namespace, inpainter: Any) -> tuple[Any, np.ndarray] | None:

@@ -67,7 +67,9 @@ def prefill_telea_tensor(image, mask, radius: int = 3):
     if image.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 1 or image.shape[-2:] != mask.shape[-2:]:
         raise ValueError(f"need image (N, C, H, W) and mask (N, 1, H, W); got {tuple(image.shape)} and {tuple(mask.shape)}")
     hole = (mask.detach() > 0.5).cpu().numpy()[:, 0]  # (N, H, W)
-    u8 = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # (N, C, H, W)
+    from inpaintgan.tensors import quantize_uint8
+
+    u8 = quantize_uint8(image).cpu().numpy()  # (N, C, H, W)
     filled = np.empty_like(u8)
     for i in range(u8.shape[0]):
         img = u8[i, 0] if u8.shape[1] == 1 else u8[i].transpose(1, 2, 0)

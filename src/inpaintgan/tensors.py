@@ -8,9 +8,10 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
-__all__ = ["eval_mode", "frozen", "to_uint8"]
+__all__ = ["eval_mode", "frozen", "quantize_uint8", "to_uint8"]
 
 
 def to_uint8(img: Tensor) -> np.ndarray:
@@ -18,6 +19,14 @@ def to_uint8(img: Tensor) -> np.ndarray:
     (clamped, rounded half up: ``floor(255 x + 0.5)``), on the CPU."""
     t = img.detach().float().clamp(0, 1).movedim(-3, -1).cpu()
     return (t.numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def quantize_uint8(img: Tensor) -> Tensor:
+    """Float values in [0, 1] -> a uint8 tensor of the same shape and layout, ``round(255 x)`` with
+    torch's rounding (half to even): the 8-bit image a classical algorithm (OpenCV, PatchMatch) is
+    given, or a cache key that must match it. :func:`to_uint8` is the converter for saving images
+    (channels last, rounded half up)."""
+    return (img.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 @contextlib.contextmanager

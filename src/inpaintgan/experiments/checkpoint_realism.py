@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaintgan.experiments.common import folder_evaluation, overall_json, overall_scores
+from inpaintgan.tensors import quantize_uint8
 
 
 class PrefillCache:
@@ -60,7 +61,7 @@ class PrefillCache:
             k = self.key(img, m)
             if k not in self.store:
                 pre = self._fill(img[None], m[None], self.kind, 0.0)[0]
-                q = (pre.clamp(0, 1) * 255).round().to(torch.uint8)
+                q = quantize_uint8(pre)
                 if not torch.allclose(q.float() / 255, pre, atol=1e-6):
                     raise ValueError(f"the {self.kind} pre-fill is not on the uint8 grid; it cannot be cached exactly")
                 self.store[k] = q.cpu().numpy()
