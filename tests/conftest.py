@@ -124,3 +124,29 @@ def assert_grads_close(got, want, what):
     assert scale > 0, f"{what}: the expected gradient is zero"
     for i, (a, b) in enumerate(zip(got, want)):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale), f"{what}: parameter {i} differs"
+
+
+def write_fashion_mnist(root, n: int, splits=(("t10k", 0),)) -> np.ndarray:
+    """Fashion-MNIST IDX files (gzip, big-endian headers) with ``n`` smooth blob images, as in the real
+    set: one (images, labels) pair per ``(split, shift)``, the split's images rolled ``shift`` px
+    sideways (so two splits differ). Returns the unshifted images (n, 28, 28) uint8."""
+    import gzip
+    import struct
+
+    def idx(arr: np.ndarray, magic: int) -> bytes:
+        return struct.pack(f">I{arr.ndim}I", magic, *arr.shape) + arr.astype(np.uint8).tobytes()
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:28, 0:28]
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        cy, cx, r = rng.uniform(9, 19), rng.uniform(9, 19), rng.uniform(5, 9)
+        images[i] = np.clip(255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)), 0, 255)
+    for split, shift in splits:
+        arr = np.roll(images, shift, axis=2)
+        for name, a, magic in (("images-idx3-ubyte", arr, 2051), ("labels-idx1-ubyte", np.arange(n) % 10, 2049)):
+            with gzip.open(root / f"{split}-{name}.gz", "wb") as f:
+                f.write(idx(a, magic))
+    return images
+

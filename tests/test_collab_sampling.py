@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import copy
 import csv
-import gzip
 import json
-import struct
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import write_fashion_mnist
 from inpaintgan.checkpoints import save_model
 from inpaintgan.experiments import collab_sampling as CS
 from inpaintgan.methods.semantic import SemanticConfig, SemanticInpainting
@@ -22,25 +21,9 @@ from inpaintgan.methods.semantic import SemanticConfig, SemanticInpainting
 S, N = 16, 6
 
 
-def _idx(arr: np.ndarray, magic: int) -> bytes:
-    return struct.pack(f">I{arr.ndim}I", magic, *arr.shape) + arr.astype(np.uint8).tobytes()
-
-
 def write_fmnist(root, n: int) -> np.ndarray:
-    """Both splits' IDX files (gzip) with smooth blob images; the training split is the test split
-    shifted by 2 px, so the two sets differ."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:28, 0:28]
-    images = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        cy, cx, r = rng.uniform(9, 19), rng.uniform(9, 19), rng.uniform(5, 9)
-        images[i] = np.clip(255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)), 0, 255)
-    for split, arr in (("t10k", images), ("train", np.roll(images, 2, axis=2))):
-        for name, a, magic in (("images-idx3-ubyte", arr, 2051), ("labels-idx1-ubyte", np.arange(n) % 10, 2049)):
-            with gzip.open(root / f"{split}-{name}.gz", "wb") as f:
-                f.write(_idx(a, magic))
-    return images
+    """Both splits; the training split is the test split shifted by 2 px, so the two sets differ."""
+    return write_fashion_mnist(root, n, (("t10k", 0), ("train", 2)))
 
 
 def pixel_features(x: torch.Tensor) -> np.ndarray:

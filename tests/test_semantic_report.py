@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import copy
 import csv
-import gzip
 import json
 import math
-import struct
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import write_fashion_mnist
 from inpaintgan import metrics as M
 from inpaintgan.checkpoints import load_model, save_model
 from inpaintgan.experiments.semantic_report import PROG, main, parse_args, run_report
@@ -26,26 +25,9 @@ ITER, RESTARTS, SEARCH_SEED = 4, 2, 3
 VARIANTS = ["telea", "glcic", "yeh", "collab", "shaped-s1"]
 
 
-def _idx(arr: np.ndarray, magic: int) -> bytes:
-    return struct.pack(f">I{arr.ndim}I", magic, *arr.shape) + arr.astype(np.uint8).tobytes()
-
-
 def write_fmnist_test(root, n: int = N) -> np.ndarray:
     """The t10k IDX files (gzip, big-endian headers) with smooth blob images, as in the real set."""
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:28, 0:28]
-    images = np.zeros((n, 28, 28), np.uint8)
-    for i in range(n):
-        cy, cx, r = rng.uniform(9, 19), rng.uniform(9, 19), rng.uniform(5, 9)
-        images[i] = np.clip(255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)), 0, 255)
-    for name, arr, magic in (
-        ("images-idx3-ubyte", images, 2051),
-        ("labels-idx1-ubyte", np.arange(n) % 10, 2049),
-    ):
-        with gzip.open(root / f"t10k-{name}.gz", "wb") as f:
-            f.write(_idx(arr, magic))
-    return images
+    return write_fashion_mnist(root, n)
 
 
 @pytest.fixture(scope="module")
