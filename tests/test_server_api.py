@@ -330,6 +330,32 @@ def test_flood_gets_503_with_retry_after_and_the_server_stays_responsive():
         assert h["served"] == 3 and h["rejected"] == 5 and h["queued"] == 0 and h["in_flight"] == 0
 
 
+def test_segment_gets_503_busy_like_inpaint_while_the_queue_is_full():
+    """/segment shares the inference queue: while an inpaint holds the only place, a selection is refused
+    with the same 503 + Retry-After (not queued, not run), and runs once the place is free."""
+    slow = GatedInpainter(tiny_method(), {"model": "slow"})
+    limits = ServerLimits(max_in_flight=1, max_queued=0)
+    img = np.zeros((48, 48, 3), np.uint8)
+    img[12:36, 12:36] = 200
+    seg = {"files": {"image": ("s.png", png(img), "image/png")}, "data": {"box": "8,8,40,40"}}
+    with TestClient(create_app(slow, zoo=False, limits=limits)) as c:
+        first: list[httpx.Response] = []
+        t = threading.Thread(target=lambda: first.append(post(c)))
+        t.start()
+        try:
+            assert slow.entered.wait(10)
+            r = c.post(f"{API}/segment", **seg)
+            assert_error(r, 503, "busy", "retry in")
+            assert int(r.headers["retry-after"]) >= 1
+            assert c.get(f"{API}/health").json()["queue"]["rejected"] == 1
+        finally:
+            slow.gate.set()
+            t.join(20)
+        assert first[0].status_code == 200
+        r = c.post(f"{API}/segment", **seg)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
 class BrokenInpainter(Inpainter):
     def __call__(self, *args, **kwargs):
         raise RuntimeError("secret internal detail")
