@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inpaintgan.experiments.common import folder_evaluation, overall_json, overall_scores
+from inpaintgan.experiments.common import folder_evaluation, overall_json, overall_scores, portable_path
 from inpaintgan.tensors import quantize_uint8
 
 
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         method, _meta = load_any(ck)
         kind = method.cfg.prefill
         cache = caches.setdefault(kind, PrefillCache(out / f"prefill_{kind}.npz", kind))
-        fp = f"{ck.resolve()}:{ck.stat().st_size}:{ck.stat().st_mtime_ns}"
+        fp = f"{portable_path(ck)}:{ck.stat().st_size}:{ck.stat().st_mtime_ns}"  # no machine paths in the folder
         for alpha in a.alpha:
             for lp in a.lowpass:
                 contenders.append(Contender(_label(ck, alpha, lp), model=CachedPrefillModel(method, cache, alpha, lp),
