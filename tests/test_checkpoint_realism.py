@@ -5,6 +5,7 @@ say."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from inpaintgan.experiments.checkpoint_realism import CachedPrefillModel, PrefillCache
 from inpaintgan.methods.lama import LaMa, LaMaConfig
@@ -73,3 +74,30 @@ def test_lowpass_keeps_one_colour_shift_per_channel_at_full_cell(tmp_path):
     assert torch.equal(out[~hole], image[~hole])  # known pixels untouched
     full = CachedPrefillModel(m, cache, 1.0, lowpass=1)(image, mask)
     assert not torch.equal(full, out)
+
+
+def test_gate_takes_whichever_fill_the_discriminator_scores_higher_in_the_hole(tmp_path):
+    from inpaintgan.experiments.checkpoint_realism import DiscriminatorGate
+
+    m = tiny_residual()
+    image, mask = batch()
+    cache = PrefillCache(tmp_path / "p.npz", "telea")
+    net = CachedPrefillModel(m, cache, 1.0)(image, mask)
+    pre = m.composite(cache(image, mask), image, mask)
+    # a stand-in discriminator whose logit per cell is the cell's mean brightness, known pixels scored -100:
+    # only the cells touching the hole can decide
+    def brightness_d(x):
+        logits = F.avg_pool2d(x.mean(1, keepdim=True), 4)
+        hole_cells = F.adaptive_max_pool2d(mask, logits.shape[-2:])
+        return logits * hole_cells - 100 * (1 - hole_cells), []
+
+    m.discriminator.forward = brightness_d
+    brighter_net = (net * mask).sum((1, 2, 3)) > (pre * mask).sum((1, 2, 3))
+    assert 0 < int(brighter_net.sum()) < len(image)  # both choices occur in this batch
+    gate = DiscriminatorGate(m, cache, margin=0.0)
+    out = gate(image, mask)
+    for i in range(len(image)):
+        assert torch.equal(out[i], net[i] if brighter_net[i] else pre[i])
+    assert gate.chosen == int(brighter_net.sum()) and gate.seen == len(image)
+    # a margin larger than any difference in the hole keeps the pre-fill everywhere
+    assert torch.equal(DiscriminatorGate(m, cache, margin=10.0)(image, mask), pre)

@@ -13,7 +13,10 @@ paired bootstrap interval of each checkpoint against PatchMatch.
 ``--alpha`` scales the learned correction (``pre + alpha * correction``; 1 = the model as trained,
 0 = the pre-fill alone), to measure what the correction is worth along its own direction;
 ``--lowpass F`` keeps only its low frequencies (averaged over FxF cells, bilinearly upsampled): what
-the correction's colour and shading are worth apart from the texture it adds or removes.
+the correction's colour and shading are worth apart from the texture it adds or removes; ``--gate M``
+lets the checkpoint's own discriminator choose, per image, the pre-fill alone or the model's fill
+(``M``: a margin in logits in the pre-fill's favour), to see whether the discriminator knows when the
+correction helps.
 
 Choose with a *development* set, not the validation photos that the results report uses (e.g. a few
 hundred training photos: the model saw them only as random crops under random masks)::
@@ -107,9 +110,39 @@ class CachedPrefillModel:
         return m.composite(pred, images, masks)
 
 
-def _label(path: Path, alpha: float, lowpass: int = 1) -> str:
+class DiscriminatorGate:
+    """``(images, masks) -> composite``: per image, the pre-fill alone or the model's fill, whichever the
+    checkpoint's own discriminator finds more real (mean logit over the cells that touch the hole, the
+    cells its mask-aware training labels fake): discriminator-driven selection in the spirit of
+    discriminator rejection sampling (Azadi et al. 2019), at the cost of two discriminator passes.
+    ``margin`` (in logits) biases the choice towards the pre-fill; ``chosen`` counts the model's wins."""
+
+    def __init__(self, method, cache: PrefillCache, margin: float = 0.0):
+        self.inner = CachedPrefillModel(method, cache)
+        self.method, self.margin = self.inner.method, float(margin)
+        self.chosen, self.seen = 0, 0
+
+    def d_score(self, comp: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        from inpaintgan.methods.lama import fake_patch_labels
+
+        logits, _ = self.method.discriminator(self.method.d_input(comp))
+        lab = fake_patch_labels(masks, logits.shape[-2:])
+        return (logits * lab).sum((1, 2, 3)) / lab.sum((1, 2, 3)).clamp_min(1)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        net = self.inner(images, masks)
+        pre = self.method.composite(self.inner.cache(images, masks), images, masks)
+        use = self.d_score(net, masks) > self.d_score(pre, masks) + self.margin
+        self.chosen += int(use.sum())
+        self.seen += len(use)
+        return torch.where(use[:, None, None, None], net, pre)
+
+
+def _label(path: Path, alpha: float, lowpass: int = 1, gate: float | None = None) -> str:
     stem = path.stem.replace("step_", "s").lstrip("0")
-    return stem + ("" if alpha == 1.0 else f"_a{alpha:g}") + ("" if lowpass <= 1 else f"_lp{lowpass}")
+    return (stem + ("" if alpha == 1.0 else f"_a{alpha:g}") + ("" if lowpass <= 1 else f"_lp{lowpass}")
+            + ("" if gate is None else f"_gate{gate:g}"))  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -123,9 +156,12 @@ def main(argv=None) -> int:
     p.add_argument("--protocol", default="thick")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("-n", type=int, default=0, help="first n images only (0 = all)")
-    p.add_argument("--alpha", type=float, nargs="+", default=[1.0], help="scales of the learned correction")
+    p.add_argument("--alpha", type=float, nargs="*", default=[1.0], help="scales of the learned correction (none: only --gate)")
     p.add_argument("--lowpass", type=int, nargs="+", default=[1],
                    help="keep only the correction's low frequencies: average over FxF cells, upsampled (1 = as trained)")
+    p.add_argument("--gate", type=float, nargs="*", default=[],
+                   help="also score, per margin given, the per-image choice between the pre-fill and the model's fill by "
+                        "the checkpoint's discriminator (needs a trainer checkpoint)")
     p.add_argument("--baselines", nargs="*", default=["patchmatch"], help="classical fills scored beside them")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -135,6 +171,7 @@ def main(argv=None) -> int:
     ev = folder_evaluation(a.data, a.protocol, a.size, a.n, out)
     contenders = [Contender(b, model=resolve_model(b), fingerprint=b) for b in a.baselines]
     caches: dict[str, PrefillCache] = {}
+    gates: list[DiscriminatorGate] = []
     for ck in map(Path, a.checkpoints):
         method, _meta = load_any(ck)
         kind = method.cfg.prefill
@@ -144,7 +181,12 @@ def main(argv=None) -> int:
             for lp in a.lowpass:
                 contenders.append(Contender(_label(ck, alpha, lp), model=CachedPrefillModel(method, cache, alpha, lp),
                                             fingerprint=f"{fp}:{alpha}:{lp}"))  # fmt: skip
+        for margin in a.gate:
+            gates.append(DiscriminatorGate(method, cache, margin))
+            contenders.append(Contender(_label(ck, 1.0, 1, margin), model=gates[-1], fingerprint=f"{fp}:gate:{margin}"))
     rows = ev.run(contenders)
+    for g in gates:
+        print(f"gate margin {g.margin:g}: the model's fill chosen for {g.chosen} of {g.seen} images")
     for cache in caches.values():
         cache.save()
     overall = overall_scores(ev, rows, [c.label for c in contenders])
