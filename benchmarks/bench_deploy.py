@@ -22,9 +22,15 @@ Parts (all in one run, same threads for torch and onnxruntime, inputs identical 
   32 px, its README's workaround) against ``GLCIC.train_step`` phases ``completion`` and ``joint`` with
   the trainer's ``TrainContext`` and Adadelta (NCHW, and channels_last as the GLCIC presets train), at
   32 px batch 64 (``--train-configs 32x64 128x16`` adds 128 px batch 16).
+- ``train``'s bf16 rows run ``train.amp=bf16`` (bf16 autocast, on the CPU too), the project's fastest
+  training path on CPUs with bf16 instructions.
 - ``fill``: ``Inpainter`` on a 512x512 photo (the bundled mountain.jpg, a 128x128 hole in the middle,
   uint8 in and out) with the default model through eager PyTorch and through its ONNX export
-  (onnxruntime), plus the network alone at the same size.
+  (onnxruntime; also the export with ONNX's DFT operator and the int8 export), then where the fill's
+  time goes (the PatchMatch pre-fill, the same on every path, and the network at the working size),
+  and the network alone at 512 px.
+- ``default-accuracy``: the default model's onnxruntime fp32 and int8 outputs against eager on
+  ``--accuracy-photos`` validation photos (``--photos``) with thick masks: hole PSNR, pixel changes.
 
 The peer's code is imported from ``../shared/peers/glcic-pytorch`` (``--peer``) and never copied.
 Markdown goes to stdout and is appended to ``docs/benchmarks.md`` (``--output ''`` to skip).
@@ -325,43 +331,121 @@ def bench_accuracy(tmp: Path, model: str = "glcic-cifar10", n: int = 64) -> list
 
 
 def bench_fill(repeats: int, threads: int, tmp: Path, model: str) -> list[dict]:
+    """The default model's 512x512 photo fill on each path, then where its time goes: the PatchMatch
+    pre-fill (the same code on every path) and the network at the size the fill runs it (the crop
+    window resized to the working size), and the network alone at 512 px. Paths: eager PyTorch,
+    onnxruntime on the default export (FFT as matrix products), on the export with ONNX's DFT operator
+    (the previous default) and on the int8 export (its accuracy cost: ``--parts default-accuracy``)."""
     from PIL import Image
 
     from inpaintgan import Inpainter
     from inpaintgan.checkpoints import load_any, resolve_model
     from inpaintgan.export import export_model
     from inpaintgan.export.graphs import classical_prefill, export_graph
+    from inpaintgan.inpainter import plan_crops
+    from inpaintgan.postprocess import fill_hole
 
     path = resolve_model(model)
     method, meta = load_any(path, "cpu")
-    onnx_path = export_model(method.eval(), tmp / "default.onnx", "onnx", meta)
-    eager = Inpainter.from_pretrained(model, device="cpu")
-    ort = Inpainter.from_pretrained(onnx_path, device="cpu")
-    ort.method.threads = threads
+    method.eval()
+    files = {"onnxruntime": export_model(method, tmp / "default.onnx", "onnx", meta),
+             "onnxruntime, ONNX DFT": export_model(method, tmp / "default_dft.onnx", "onnx", meta, dft="dft"),
+             "onnxruntime int8": export_model(method, tmp / "default8.onnx", "onnx", meta, int8=True)}  # fmt: skip
+    inps = {"eager": Inpainter.from_pretrained(model, device="cpu")}
+    for k, f in files.items():
+        inps[k] = Inpainter.from_pretrained(f, device="cpu")
+        inps[k].method.threads = threads
     photo = np.asarray(Image.open(ROOT / "src/inpaintgan/assets/mountain.jpg").convert("RGB").resize((512, 512), Image.BICUBIC))
     hole = np.zeros((512, 512), bool)
     hole[192:320, 192:320] = True
-    a, b = eager(photo, hole), ort(photo, hole)
-    fill_diff = int(np.abs(a.astype(int) - b.astype(int)).max())
     rows = []
-    med = interleaved({"eager": lambda: eager(photo, hole), "onnxruntime": lambda: ort(photo, hole)}, repeats)
-    rows.append({"what": f"fill 512x512 ({eager.choose_strategy(512, 512)})", **{k: v * 1000 for k, v in med.items()},
-                 "ratio": med["eager"] / med["onnxruntime"], "diff": f"max {fill_diff}/255"})  # fmt: skip
-    # the network alone on the pre-filled 512x512 image (what the ONNX file holds)
-    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
-    m = torch.from_numpy(hole)[None, None].float()
-    pre = x if classical_prefill(method) == "none" else __import__("inpaintgan.postprocess", fromlist=["fill_hole"]).fill_hole(x, m, classical_prefill(method), 0.0)
+
+    def add(what: str, secs: dict, outs: dict, unit: str) -> None:
+        for k, sec in secs.items():
+            d = np.abs(outs[k].astype(np.float64) - outs["eager"].astype(np.float64)).max()
+            diff = "-" if k == "eager" else (f"max {int(d)}/255" if unit == "uint8" else f"max {d:.1e}")
+            rows.append({"what": what, "path": k, "ms": sec * 1000, "x_eager": secs["eager"] / sec, "diff": diff})
+
+    outs = {k: inp(photo, hole) for k, inp in inps.items()}
+    secs = interleaved({k: (lambda inp=inp: inp(photo, hole)) for k, inp in inps.items()}, repeats)
+    add(f"fill 512x512 ({inps['eager'].choose_strategy(512, 512)})", secs, outs, "uint8")
+    # the fill's parts: the crop window, resized to the working size, PatchMatch-filled, then the network
+    (y0, x0, y1, x1), _ = plan_crops(hole, inps["eager"].working_size)[0]
+    ws = inps["eager"].working_size
+    x = torch.from_numpy(photo[y0:y1, x0:x1].copy()).permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(hole[y0:y1, x0:x1].astype(np.float32))[None, None]
+    x = torch.nn.functional.interpolate(x, size=(ws, ws), mode="area")
+    m = (torch.nn.functional.interpolate(m, size=(ws, ws), mode="area") > 0).float()
+    prefill = classical_prefill(method)
+    sec = interleaved({"pre-fill": lambda: fill_hole(x, m, prefill, 0.0)}, repeats)["pre-fill"]
+    rows.append({"what": f"of which {prefill} pre-fill, {ws}x{ws} (the same code on every path)", "path": "all",
+                 "ms": sec * 1000, "x_eager": None, "diff": "-"})  # fmt: skip
     graph = export_graph(method)
 
-    def net_eager():
-        with torch.no_grad():
-            return graph(pre, m)
+    def net_eager(a, b):
+        with torch.inference_mode():
+            return graph(a, b)
 
-    err = float((ort.method.run_graph(pre, m) - net_eager()).abs().max())
-    med = interleaved({"eager": net_eager, "onnxruntime": lambda: ort.method.run_graph(pre, m)}, repeats)
-    rows.append({"what": "network only, 512x512", **{k: v * 1000 for k, v in med.items()}, "ratio": med["eager"] / med["onnxruntime"],
-                 "diff": f"max {err:.1e}"})  # fmt: skip
+    for what, (a, b) in {f"of which the network, {ws}x{ws}": (fill_hole(x, m, prefill, 0.0), m),
+                         "network only, 512x512": (torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255,
+                                                   torch.from_numpy(hole)[None, None].float())}.items():  # fmt: skip
+        if what.startswith("network only"):
+            a = fill_hole(a, b, prefill, 0.0)
+        fns = {"eager": lambda a=a, b=b: net_eager(a, b)}
+        for k in files:
+            fns[k] = lambda a=a, b=b, k=k: inps[k].method.run_graph(a, b)
+        outs = {k: f().numpy() for k, f in fns.items()}
+        add(what, interleaved(fns, repeats), outs, "float")
     return rows
+
+
+def bench_default_accuracy(tmp: Path, model: str, photos: Path, n: int = 50, size: int = 256, seed: int = 0) -> list[dict]:
+    """Accuracy of the default model's onnxruntime paths against eager PyTorch on ``n`` validation photos
+    (centre crop resized to ``size``) with LaMa's thick masks (eval protocol ``thick``, ``seed``): the
+    PatchMatch pre-fill computed once per photo, then each path's network on it; hole PSNR against the
+    photo, and the change of each hole pixel against eager (0-255)."""
+    from PIL import Image
+
+    from inpaintgan.checkpoints import load_any, resolve_model
+    from inpaintgan.eval.protocols import get_protocol
+    from inpaintgan.export import export_model
+    from inpaintgan.export.graphs import classical_prefill, export_graph
+    from inpaintgan.export.runtime import ExportedMethod
+    from inpaintgan.postprocess import fill_hole
+
+    method, meta = load_any(resolve_model(model), "cpu")
+    method.eval()
+    graph = export_graph(method)
+    paths = {"onnxruntime": ExportedMethod(export_model(method, tmp / "a.onnx", "onnx", meta)),
+             "onnxruntime int8": ExportedMethod(export_model(method, tmp / "a8.onnx", "onnx", meta, int8=True))}  # fmt: skip
+    files = sorted(p for p in Path(photos).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
+    if not files:
+        raise SystemExit(f"no photos in {photos}")
+    protocol = get_protocol("thick", seed)
+    sums = {k: {"se": 0.0, "count": 0, "abs": 0.0, "max": 0.0} for k in ["eager", *paths]}
+    for i, f in enumerate(files):
+        img = Image.open(f).convert("RGB")
+        s = min(img.size)
+        img = img.crop(((img.width - s) // 2, (img.height - s) // 2, (img.width - s) // 2 + s, (img.height - s) // 2 + s))
+        x = torch.from_numpy(np.asarray(img.resize((size, size), Image.BICUBIC))).permute(2, 0, 1)[None].float() / 255
+        m = torch.from_numpy(np.asarray(protocol.mask(i, size, size), np.float32))[None, None]
+        pre = fill_hole(x, m, classical_prefill(method), 0.0)
+        with torch.inference_mode():
+            outs = {"eager": graph(pre, m)}
+        for k, p in paths.items():
+            outs[k] = p.run_graph(pre, m)
+        hole = m.expand_as(x) > 0.5
+        for k, y in outs.items():
+            q = (y * 255).round().clamp(0, 255)  # what a user gets: uint8
+            err = (q / 255 - x)[hole]
+            ch = (q - (outs["eager"] * 255).round().clamp(0, 255))[hole].abs()
+            acc = sums[k]
+            acc["se"] += float((err**2).sum())
+            acc["count"] += int(hole.sum())
+            acc["abs"] += float(ch.sum())
+            acc["max"] = max(acc["max"], float(ch.max()))
+    return [{"path": k, "psnr": 10 * np.log10(a["count"] / a["se"]), "mean": a["abs"] / a["count"], "max": a["max"],
+             "n": len(files), "size": size} for k, a in sums.items()]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ reporting
@@ -372,7 +456,7 @@ def _f(v, d=1):
 
 
 def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict], argv: list[str], note: str,
-                acc: list[dict] | None = None) -> str:
+                acc: list[dict] | None = None, dacc: list[dict] | None = None) -> str:
     lines = [f"## deploy -- {info['date']} -- {info['cpu']}, {info['cores']} cores, {info['device']}", ""]
     lines.append("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("date", "load")) + "  ")
     lines.append(f"Command: `python benchmarks/bench_deploy.py {' '.join(argv)}`  ")
@@ -404,9 +488,18 @@ def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict]
         lines.append("")
     if fill:
         lines += [f"### Default model: eager PyTorch vs onnxruntime ({STAT} of the repeats)", "",
-                  "| what | eager ms | onnxruntime ms | eager / onnxruntime | output difference |", "|---|---:|---:|---:|---|"]  # fmt: skip
+                  "| what | path | ms | x eager | output difference vs eager |", "|---|---|---:|---:|---|"]  # fmt: skip
         for r in fill:
-            lines.append(f"| {r['what']} | {r['eager']:.1f} | {r['onnxruntime']:.1f} | {r['ratio']:.2f} | {r['diff']} |")
+            x = "-" if r["x_eager"] is None else f"{r['x_eager']:.2f}"
+            lines.append(f"| {r['what']} | {r['path']} | {r['ms']:.1f} | {x} | {r['diff']} |")
+        lines.append("")
+    if dacc:
+        r0 = dacc[0]
+        lines += [f"### Default model accuracy: {r0['n']} validation photos at {r0['size']} px, thick masks (uint8 outputs)", "",
+                  "| path | hole PSNR dB | mean abs change vs eager (0-255) | max abs change vs eager (0-255) |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for r in dacc:
+            lines.append(f"| {r['path']} | {r['psnr']:.2f} | {r['mean']:.3f} | {r['max']:.0f} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -414,8 +507,11 @@ def to_markdown(info: dict, inf: list[dict], train: list[dict], fill: list[dict]
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", nargs="+", default=["inference", "accuracy", "train", "fill"],
-                   choices=["inference", "accuracy", "train", "fill"])
+    p.add_argument("--parts", nargs="+", default=["inference", "accuracy", "train", "fill", "default-accuracy"],
+                   choices=["inference", "accuracy", "train", "fill", "default-accuracy"])
+    p.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "photos" / "val",
+                   help="validation photos for --parts default-accuracy (default ../shared/data/photos/val)")
+    p.add_argument("--accuracy-photos", type=int, default=50, help="how many (default 50)")
     p.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--train-repeats", type=int, default=5)
@@ -434,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()[0]
     warnings.simplefilter("ignore")
     peer = import_peer(args.peer) if {"inference", "train"} & set(args.parts) else None
-    inf, train, fill, acc = [], [], [], []
+    inf, train, fill, acc, dacc = [], [], [], [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "inference" in args.parts:
@@ -446,9 +542,11 @@ def main(argv: list[str] | None = None) -> int:
             train = bench_train(peer, configs, args.train_repeats)
         if "fill" in args.parts:
             fill = bench_fill(args.repeats, args.threads, tmp, args.model)
+        if "default-accuracy" in args.parts:
+            dacc = bench_default_accuracy(tmp, args.model, args.photos, args.accuracy_photos)
     info = machine_info("cpu")
     info["load"] = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    md = to_markdown(info, inf, train, fill, argv, args.note, acc)
+    md = to_markdown(info, inf, train, fill, argv, args.note, acc, dacc)
     print(md)
     if args.output:
         with open(args.output, "a") as f:

@@ -147,6 +147,23 @@ def test_uint8_crop_strategy_through_exported_file(exported):
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # 1e-4 in [0, 1] can flip one rounding
 
 
+def test_lama_fft_exports_as_matrix_products_by_default(exported, tmp_path):
+    """The Fourier units' FFTs become MatMuls (no ONNX DFT, slow in onnxruntime); the DFT form still
+    exports on request; both fill alike (the parity test above holds the default one to PyTorch)."""
+    import onnx
+
+    ref_inp, exp_inp = exported("lama", "onnx")
+    ops = {n.op_type for n in onnx.load(exp_inp.metadata["path"]).graph.node}
+    assert "DFT" not in ops and "MatMul" in ops
+    dft = Inpainter.from_pretrained(export_model(_make("lama"), tmp_path / "d.onnx", "onnx", dft="dft"), device="cpu")
+    assert "DFT" in {n.op_type for n in onnx.load(tmp_path / "d.onnx").graph.node}
+    imgs, hole = _images(2, seed=11), _hole()
+    for a, b in zip(exp_inp(imgs, hole, strategy="full"), dft(imgs, hole, strategy="full")):
+        assert np.abs(a - b).max() <= TOL
+    with pytest.raises(ExportError, match="unknown FFT form"):
+        export_model(_make("lama"), tmp_path / "x.onnx", "onnx", dft="fftw")
+
+
 def test_btgmi_harmonize_and_guided_through_exported_file(exported):
     ref_inp, exp_inp = exported("btgmi", "onnx")
     img, guide = _images(2, seed=5)

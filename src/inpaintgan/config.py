@@ -73,7 +73,7 @@ class TrainConfig:
     lr_min_factor: float = 0.05
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    amp: str = "none"  # none | bf16 (GPU and CPU) | fp16 (GPU only)
     out_dir: str = "runs/default"
     log_every: int = 50
     sample_every: int = 500

@@ -103,9 +103,29 @@ def prepare(method, fmt: str):
     return graph.eval(), n
 
 
-def export_onnx(method, path: str | Path, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET) -> Path:
+#: how an FFT (the ``lama`` method's Fourier units) is written into an ONNX graph: "matmul" (default)
+#: as real matrix products built from the runtime height and width (:mod:`inpaintgan.nn.dft`), "dft"
+#: as ONNX's DFT operator (several times slower in onnxruntime on CPU; docs/benchmarks.md)
+ONNX_DFT = ("matmul", "dft")
 
+
+def set_dft(graph, dft: str) -> int:
+    """Make every Fourier unit of ``graph`` run its FFT as ``dft`` ("matmul" | "dft" = torch.fft);
+    returns how many were set."""
+    if dft not in ONNX_DFT:
+        raise ExportError(f"unknown FFT form {dft!r}; known: {', '.join(ONNX_DFT)}")
+    n = 0
+    for mod in graph.modules():
+        if isinstance(getattr(type(mod), "dft", None), str):
+            mod.dft = "matmul" if dft == "matmul" else "fft"
+            n += 1
+    return n
+
+
+def export_onnx(method, path: str | Path, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET, dft: str = "matmul") -> Path:
+    """``method``'s inference graph as ONNX at ``path``; ``dft``: how FFTs are written (:data:`ONNX_DFT`)."""
     graph, _ = prepare(method, "onnx")
+    set_dft(graph, dft)
     mult = int(getattr(method, "size_multiple", 1) or 1)
     example = _example_inputs(graph, method.channels, mult, batch=1 if fixed_batch(method) else 2)
     n = torch.export.Dim("batch", min=1, max=4096)
@@ -227,21 +247,23 @@ def export_torchscript(method, path: str | Path, meta: dict[str, Any] | None = N
 
 
 def export_model(
-    method, path: str | Path, fmt: str, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET, int8: bool = False
-) -> Path:
+    method, path: str | Path, fmt: str, meta: dict[str, Any] | None = None, opset: int = DEFAULT_OPSET, int8: bool = False,
+    dft: str = "matmul",
+) -> Path:  # fmt: skip
     """Export ``method``'s inference network to ``path`` in ``fmt`` (onnx | torchscript); ``int8``:
-    ONNX only, statically quantised (:func:`quantize_onnx_int8`)."""
+    ONNX only, statically quantised (:func:`quantize_onnx_int8`); ``dft``: ONNX only, how FFTs are
+    written (:data:`ONNX_DFT`)."""
     if int8 and fmt != "onnx":
         raise ExportError(f"int8 quantisation is available for --format onnx only, not {fmt}")
     if fmt == "onnx" and int8:
         with tempfile.TemporaryDirectory() as d:
-            fp32 = export_onnx(method, Path(d) / "fp32.onnx", meta, opset)
+            fp32 = export_onnx(method, Path(d) / "fp32.onnx", meta, opset, dft)
             return quantize_onnx_int8(fp32, path, method, list(export_graph(method).inputs))
     if fmt == "onnx":
-        return export_onnx(method, path, meta, opset)
+        return export_onnx(method, path, meta, opset, dft)
     if fmt == "torchscript":
         return export_torchscript(method, path, meta)
     raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-__all__ = ["export_model", "export_onnx", "export_torchscript", "export_metadata", "FORMATS", "EXPORT_SUFFIXES", "SUFFIXES"]
+__all__ = ["export_model", "export_onnx", "set_dft", "ONNX_DFT", "export_torchscript", "export_metadata", "FORMATS", "EXPORT_SUFFIXES", "SUFFIXES"]

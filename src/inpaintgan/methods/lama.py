@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintgan.methods.base import InpaintMethod, Phase
+from inpaintgan.nn.dft import irfft2_matmul, rfft2_matmul
 from inpaintgan.postprocess import fill_hole
 from inpaintgan.registry import register_method
 
@@ -76,7 +77,13 @@ class LaMaConfig:
 
 
 class FourierUnit(nn.Module):
-    """1x1 conv in the frequency domain: rfft2 -> (real, imag) as channels -> conv -> ReLU -> irfft2."""
+    """1x1 conv in the frequency domain: rfft2 -> (real, imag) as channels -> conv -> ReLU -> irfft2.
+
+    ``dft`` (not a weight; the ONNX export sets it): "fft" runs ``torch.fft``; "matmul" the same
+    transform as real matrix products (:mod:`inpaintgan.nn.dft`), which onnxruntime runs far faster
+    than its ``DFT`` operator."""
+
+    dft = "fft"
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
@@ -86,11 +93,16 @@ class FourierUnit(nn.Module):
         dtype = x.dtype
         x = x.float()
         h, w = x.shape[-2:]
-        f = torch.fft.rfft2(x, norm="ortho")  # (N, C, H, W//2+1) complex
-        f = torch.cat([f.real, f.imag], 1)
+        if self.dft == "matmul":
+            f = torch.cat(rfft2_matmul(x), 1)
+        else:
+            f = torch.fft.rfft2(x, norm="ortho")  # (N, C, H, W//2+1) complex
+            f = torch.cat([f.real, f.imag], 1)
         with torch.autocast(x.device.type, enabled=False):
             f = F.leaky_relu(self.conv(f.float()), 0.2)
         re, im = f.chunk(2, 1)
+        if self.dft == "matmul":
+            return irfft2_matmul(re, im, (h, w)).to(dtype)
         return torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="ortho").to(dtype)
 
 

@@ -82,8 +82,10 @@ class TrainContext:
         self.grad_clip = grad_clip
         self.dist = dist_info or D.DistInfo()
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-        if device.type != "cuda":
-            self.amp_dtype = None  # AMP is a GPU feature here; CPU runs stay in float32
+        if device.type != "cuda" and self.amp_dtype == torch.float16:
+            self.amp_dtype = None  # fp16 autocast is a GPU feature here; such CPU runs stay in float32
+        # bf16 autocast runs on the CPU too (convolutions in bfloat16 through oneDNN; 2x a float32
+        # step on CPUs with bf16 instructions, docs/benchmarks.md; emulated, so slower, on CPUs without)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # The methods' own randomness (latent codes, interpolation factors, noise) comes from here.
         self.generator = torch.Generator(device=device).manual_seed(seed)
