@@ -66,13 +66,17 @@ def _make(name: str):
     elif name == "btgmi":
         m = BTGMI(BTGMIConfig(width=4, res_blocks=1, refine_blocks=2, d_width=4, d_layers=2, num_d=2, ppl_size=16), image_size=32)
         m.generator.set_blocks(2, 1.0)
+    elif name == "btgmi_interp":  # the interpolated-convolution back end (nearest x2 + 3x3 conv)
+        m = BTGMI(BTGMIConfig(width=4, res_blocks=1, refine_blocks=2, d_width=4, d_layers=2, num_d=2, ppl_size=16, upsample="interp"),
+                  image_size=32)
+        m.generator.set_blocks(2, 0.5)
     else:  # pragma: no cover
         raise KeyError(name)
     _randomize_batchnorm(m)
     return m.eval()
 
 
-METHODS = ("glcic", "glcic_telea_residual", "pconv", "lama", "lama_telea", "deepfill", "btgmi")
+METHODS = ("glcic", "glcic_telea_residual", "pconv", "lama", "lama_telea", "deepfill", "btgmi", "btgmi_interp")
 FORMATS = ("onnx", "torchscript")
 
 
@@ -222,7 +226,7 @@ def test_a_foreign_onnx_file_is_refused(tmp_path):
 # ------------------------------------------------------------------------------------- BatchNorm folding
 
 
-@pytest.mark.parametrize("name", ["glcic", "btgmi"])
+@pytest.mark.parametrize("name", ["glcic", "btgmi", "btgmi_interp"])
 def test_folded_batchnorm_network_equals_unfolded(name):
     method = _make(name)
     net = method.generator

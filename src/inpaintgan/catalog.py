@@ -16,6 +16,7 @@ from typing import Any
 #: docs/results.md section of each experiment folder
 SECTIONS = {
     "btgmi_photos128": "BTGMI: block-wise training, ALA, PPL, mask-aware PatchGAN; harmonization and guided inpainting (issue 8)",
+    "btgmi_photos128_cpu": "BTGMI: interpolated convolution and L1 without PPL, at one CPU budget (issue 16)",
     "deepfill_photos128": "DeepFill v1 with and without contextual attention (issue 6)",
     "pconv_photos128": "Partial-convolution U-Net GAN and the report's ablations (issue 7)",
     "semantic_fmnist": "Semantic inpainting + collaborative sampling on Fashion-MNIST (issue 9)",

@@ -7,6 +7,9 @@ empty; where it is silent we follow its anchors, pix2pixHD (Wang et al. 2018, NV
   with dilation 2 (9 in the paper), three stride-2 3x3 transposed convs, 7x7 output conv with tanh
   (the network works in [-1, 1]; the method takes and returns [0, 1]). BatchNorm + ReLU after every
   layer but the output; reflection padding. Input: image (hole zeroed) + hole mask + guide mask.
+  ``upsample=interp``: the paper's interpolated-convolution alternative, each transposed conv replaced
+  by nearest-neighbour x2 up-sampling + a 3x3 conv with the same output channels, BatchNorm and ReLU
+  (Odena et al. 2016's resize-convolution; nearest is the resize they report working best).
 - **Block-wise procedural training**: phase ``head`` trains the head; phases ``block1`` ... insert one
   refinement residual block each, before the up-sampling, as ``x + alpha * F(x)`` with ``alpha``
   ramped linearly 0 -> 1 over ``fade_steps`` (progressive GANs' fade-in: ``(1 - alpha) x + alpha (x +
@@ -55,6 +58,7 @@ from inpaintgan.tensors import frozen
 OUTPUTS = ("tanh", "sigmoid")
 ALA_KINDS = ("none", "linear", "exponential")
 RECON_KINDS = ("ppl", "l1", "l2")
+UPSAMPLES = ("transposed", "interp")
 PPL_NETS = ("alexnet", "discriminator")
 PPL_WEIGHTS = ("ones", "lpips")
 D_NORMS = ("instance", "batch", "none")
@@ -66,7 +70,8 @@ ALEXNET_MIN_SIZE = 32  # AlexNet's five layers need crops of at least this side
 class BTGMIConfig:
     # generator: pix2pixHD GlobalGenerator with dilated residual blocks
     width: int = 64  # channels of the first layer (pix2pixHD's ngf); x2 per down-sampling
-    n_down: int = 3  # stride-2 down-samplings (and transposed-conv up-samplings); sides pad to 2**n_down
+    n_down: int = 3  # stride-2 down-samplings (and as many x2 up-samplings); sides pad to 2**n_down
+    upsample: str = "transposed"  # transposed: stride-2 3x3 transposed convs | interp: nearest x2 + 3x3 conv
     res_blocks: int = 9  # residual blocks of the head (the paper's 9)
     dilation: int = 2  # dilation of the residual blocks' 3x3 convs
     refine_blocks: int = 3  # refinement blocks inserted one per phase (ours: the paper gives no count)
@@ -215,6 +220,16 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def up_layer(cin: int, cout: int, kind: str) -> list[nn.Module]:
+    """One x2 up-sampling of the back end, without its norm and activation: a stride-2 3x3 transposed
+    conv (output padding 1; pix2pixHD) or, for ``interp``, nearest x2 then a reflection-padded 3x3 conv."""
+    if kind == "transposed":
+        return [nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1, bias=False)]
+    if kind == "interp":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), _PadConv(cin, cout, 3, bias=False)]
+    raise ValueError(f"unknown btgmi upsample {kind!r}; known: {', '.join(UPSAMPLES)}")
+
+
 class BTGMIGenerator(nn.Module):
     """Head (front end, residual blocks, back end) + refinement blocks inserted before the back end.
 
@@ -223,7 +238,7 @@ class BTGMIGenerator(nn.Module):
     ``fade_alpha`` for the newest and 1 for the others; weight 0 skips it (exact identity)."""
 
     def __init__(self, in_ch: int, out_ch: int, width: int = 64, n_down: int = 3, res_blocks: int = 9,
-                 dilation: int = 2, refine_blocks: int = 3, output: str = "tanh"):
+                 dilation: int = 2, refine_blocks: int = 3, output: str = "tanh", upsample: str = "transposed"):
         super().__init__()
         layers: list[nn.Module] = [_PadConv(in_ch, width, 7, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
         for i in range(n_down):
@@ -236,7 +251,7 @@ class BTGMIGenerator(nn.Module):
         layers = []
         for i in range(n_down):
             c = dim // 2**i
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            layers += [*up_layer(c, c // 2, upsample), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
         self.back = nn.Sequential(*layers)
         self.out = _PadConv(width, out_ch, 7)
         self.output = output
@@ -515,7 +530,7 @@ class BTGMI(InpaintMethod):
         self._check(cfg)
         self.size_multiple = 2**cfg.n_down
         self.generator = BTGMIGenerator(channels + 2, channels, cfg.width, cfg.n_down, cfg.res_blocks,
-                                        cfg.dilation, cfg.refine_blocks, cfg.output)
+                                        cfg.dilation, cfg.refine_blocks, cfg.output, cfg.upsample)
         self.discriminator = MultiscaleDiscriminator(channels, cfg.d_width, cfg.d_layers, cfg.num_d, cfg.d_norm)
         init_gan_weights(self)
         if not cfg.blockwise:
@@ -527,6 +542,7 @@ class BTGMI(InpaintMethod):
     @staticmethod
     def _check(c: BTGMIConfig) -> None:
         for name, value, known in (("output", c.output, OUTPUTS), ("ala", c.ala, ALA_KINDS), ("recon", c.recon, RECON_KINDS),
+                                   ("upsample", c.upsample, UPSAMPLES),
                                    ("ppl_net", c.ppl_net, PPL_NETS), ("ppl_weights", c.ppl_weights, PPL_WEIGHTS),
                                    ("d_norm", c.d_norm, D_NORMS)):
             if value not in known:
