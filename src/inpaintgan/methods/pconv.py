@@ -7,15 +7,19 @@ discriminators in GLCIC's three phases (Iizuka et al. 2017, Sec. 3.4).
   :class:`~inpaintgan.nn.PartialConv2d`. Encoder: kernels 5/5/3/3/3, stride 2, 64/128/256/256/256
   filters, ReLU, BatchNorm on every layer but the first (as in Liu et al.). Decoder: nearest x2
   upsampling, concatenation with the skip features *and their masks* (multi-channel masks), a 3x3
-  stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); the last layer (to image channels) has
-  neither and is followed by a sigmoid. ``width_mult`` multiplies the filter counts; ``depth`` = number of
+  stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); at full resolution Table 1's ending, a 3x3
+  partial convolution (to image channels) + LeakyReLU, then a 1x1 partial convolution + sigmoid
+  (``head="report"``; ``head="fused3x3"``: one 3x3 layer into the sigmoid, the layout before issue 16). ``width_mult`` multiplies the filter counts; ``depth`` = number of
   stride-2 layers (5 at 128 px; the image side must be a multiple of 2**depth).
 - Discriminators: a global one on the whole image and two local ones on the left third and the right
   two thirds of the width (the report's two-hole mask puts one hole in each, see
-  :func:`inpaintgan.masks.two_rect`); 5x5 stride-2 convolutions with 32/64/64/128(/128) filters; their
-  flattened features are combined by one fully connected unit into a single logit.
-- Loss (``loss="report"``): L_MSE = MSE over the hole + 1/6 MSE over valid pixels; BCE
-  discriminator loss; generator loss L_MSE - (1/2000) log D(G(x)) (non-saturating BCE, weight
+  :func:`inpaintgan.masks.two_rect`); 5x5 stride-2 convolutions with 32/64/64/128(/128) filters, ReLU,
+  each ending in its own fully connected layer with one logit, the three BCE terms averaged
+  (``d_head="report"``, Table 2; ``d_head="fused"``: LeakyReLU stacks whose flattened features one
+  fully connected unit combines into a single logit).
+- Loss (``loss="report"``): L_MSE = (sum of squared errors over the hole + 1/6 of the sum over valid
+  pixels) / the number of elements (``loss_norm="elements"``; ``"region"``: each sum by its own
+  count, hole MSE + 1/6 valid MSE); BCE discriminator loss; generator loss L_MSE - (1/2000) log D(G(x)) (non-saturating BCE, weight
   ``adv_weight``; 0 = the report's "MSE only" ablation). ``loss="liu"``: Liu et al.'s loss (Sec. 3.3,
   "Loss Functions"): 1 L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv,
   L1 terms, VGG16 pool1-pool3 features (defined here, no torchvision; ImageNet weights from a local
