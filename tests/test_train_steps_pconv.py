@@ -16,13 +16,11 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from safetensors.torch import load_file, save_file
 
 from conftest import RecordingCtx, assert_grads_close, grads_of
 from inpaintgan.methods.pconv import PConvConfig, PConvGAN
 from inpaintgan.nn import PartialConv2d
-
 
 LEGACY = dict(head="fused3x3", loss_norm="region", d_head="fused")
 LAYOUTS = pytest.mark.parametrize("layout", [{}, LEGACY], ids=["report", "legacy"])
