@@ -93,7 +93,7 @@ def test_generator_ignores_hole_content_and_bottleneck_mask_is_full():
 def test_ablation_flags_change_the_architecture():
     full = _tiny()
     convs = [mod for mod in full.generator.modules() if isinstance(mod, torch.nn.Conv2d)]
-    assert len(convs) == 2 * 3 and all(isinstance(c, PartialConv2d) for c in convs)
+    assert len(convs) == 2 * 3 + 1 and all(isinstance(c, PartialConv2d) for c in convs)  # + Table 1's 1x1 layer
     plain = _tiny(partial=False)
     assert not any(isinstance(mod, PartialConv2d) for mod in plain.generator.modules())
     assert plain.generator.encoder[0].conv.in_channels == 4  # image + hole mask channel
@@ -103,7 +103,8 @@ def test_ablation_flags_change_the_architecture():
     assert any("left_d" in n for n, _ in full.discriminator.named_parameters())
     assert not any("left_d" in n or "right_d" in n for n, _ in glob.discriminator.named_parameters())
     assert _n_params(glob.discriminator) < _n_params(full.discriminator)
-    assert glob.discriminator(image).shape == full.discriminator(image).shape == (2, 1)
+    assert glob.discriminator(image).shape == (2, 1)  # one logit per discriminator (Table 2)
+    assert full.discriminator(image).shape == (2, 3)
     # MSE only: no discriminator phase, the generator keeps all its steps
     mse = _tiny(adv_weight=0, steps_completion=5, steps_discriminator=3, steps_joint=7)
     assert [(p.name, p.steps, set(p.trains)) for p in mse.phases()] == [
@@ -124,12 +125,16 @@ def test_local_discriminators_see_their_regions_only():
 
 
 def test_report_reconstruction_loss_value():
-    m = _tiny()
     image = torch.zeros(1, 1, 2, 2)
     pred = torch.tensor([[[[1.0, 2.0], [0.5, 0.0]]]])
-    mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # one hole pixel
-    total, logs = m.reconstruction_loss(pred, image, mask)
-    # hole MSE = 1; valid MSE = (4 + 0.25 + 0) / 3; total = 1 + valid / 6
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # one hole pixel of 4
+    # the report (loss_norm=elements): both sums of squared errors / 4 elements
+    total, logs = _tiny().reconstruction_loss(pred, image, mask)
+    assert logs["loss_hole_mse"] == pytest.approx(1 / 4)
+    assert logs["loss_valid_mse"] == pytest.approx(4.25 / 4)
+    assert total.item() == pytest.approx(1 / 4 + 4.25 / 24)
+    # loss_norm=region (the layout before issue 16): hole MSE = 1; valid MSE = (4 + 0.25 + 0) / 3
+    total, logs = _tiny(loss_norm="region").reconstruction_loss(pred, image, mask)
     assert logs["loss_hole_mse"] == pytest.approx(1.0)
     assert logs["loss_valid_mse"] == pytest.approx(4.25 / 3)
     assert total.item() == pytest.approx(1 + 4.25 / 18)

@@ -152,7 +152,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
 
     meta = read_metadata(path)
     cls = get_method(meta["method"])
-    cfg = from_dict(cls.Config, meta.get("config") or {}, "config")
+    cfg = from_dict(cls.Config, cls.upgrade_config(meta.get("config") or {}), "config")
     missing = [k for k in ("image_size", "channels") if meta.get(k) is None]
     if missing:
         raise CheckpointError(f"{path}: its metadata lacks {', '.join(missing)}")
@@ -248,6 +248,21 @@ def check_training_payload(payload: Any, source: str | Path = "checkpoint") -> d
     return payload
 
 
+def _upgraded_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's stored run config with its model section read as the method's current code
+    reads stored configs (``InpaintMethod.upgrade_config``)."""
+    from inpaintgan.registry import get_method
+
+    method = data.get("method")
+    if not isinstance(method, str) or not isinstance(data.get("model"), dict):
+        return data
+    try:
+        cls = get_method(method)
+    except Exception:  # an unknown name: build_run_config says so in one line
+        return data
+    return {**data, "model": cls.upgrade_config(data["model"])}
+
+
 def build_training_method(payload: dict[str, Any], source: str | Path = "checkpoint"):
     """(method with the checkpoint's weights, its RunConfig, channels) from a trainer checkpoint
     (already read with ``weights_only=True``); a one-line CheckpointError where they do not fit."""
@@ -255,7 +270,7 @@ def build_training_method(payload: dict[str, Any], source: str | Path = "checkpo
     from inpaintgan.registry import get_method
 
     check_training_payload(payload, source)
-    cfg = build_run_config(payload["config"])
+    cfg = build_run_config(_upgraded_run_config(payload["config"]))
     channels = 1 if cfg.data.grayscale or cfg.data.dataset == "fashion_mnist" else 3
     method = get_method(cfg.method)(cfg.model, image_size=cfg.data.image_size, channels=channels)
     try:

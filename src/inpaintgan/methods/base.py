@@ -59,6 +59,13 @@ class InpaintMethod(nn.Module, abc.ABC):
     #: True if the generator is fully convolutional (any size works after padding)
     fully_convolutional: ClassVar[bool] = True
 
+    @classmethod
+    def upgrade_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """A stored method config (model-file metadata, a training checkpoint's model section) as the
+        current code reads it: a method whose defaults changed fills in what files written before the
+        change meant (e.g. pconv's layout keys). Presets and ``--set`` are not passed through here."""
+        return config
+
     def __init__(self, cfg: Any, image_size: int = 256, channels: int = 3):
         super().__init__()
         self.cfg = cfg

@@ -7,15 +7,19 @@ discriminators in GLCIC's three phases (Iizuka et al. 2017, Sec. 3.4).
   :class:`~inpaintgan.nn.PartialConv2d`. Encoder: kernels 5/5/3/3/3, stride 2, 64/128/256/256/256
   filters, ReLU, BatchNorm on every layer but the first (as in Liu et al.). Decoder: nearest x2
   upsampling, concatenation with the skip features *and their masks* (multi-channel masks), a 3x3
-  stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); the last layer (to image channels) has
-  neither and is followed by a sigmoid. ``width_mult`` multiplies the filter counts; ``depth`` = number of
+  stride-1 partial convolution, BatchNorm, LeakyReLU(0.2); at full resolution Table 1's ending, a 3x3
+  partial convolution (to image channels) + LeakyReLU, then a 1x1 partial convolution + sigmoid
+  (``head="report"``; ``head="fused3x3"``: one 3x3 layer into the sigmoid, the layout before issue 16). ``width_mult`` multiplies the filter counts; ``depth`` = number of
   stride-2 layers (5 at 128 px; the image side must be a multiple of 2**depth).
 - Discriminators: a global one on the whole image and two local ones on the left third and the right
   two thirds of the width (the report's two-hole mask puts one hole in each, see
-  :func:`inpaintgan.masks.two_rect`); 5x5 stride-2 convolutions with 32/64/64/128(/128) filters; their
-  flattened features are combined by one fully connected unit into a single logit.
-- Loss (``loss="report"``): L_MSE = MSE over the hole + 1/6 MSE over valid pixels; BCE
-  discriminator loss; generator loss L_MSE - (1/2000) log D(G(x)) (non-saturating BCE, weight
+  :func:`inpaintgan.masks.two_rect`); 5x5 stride-2 convolutions with 32/64/64/128(/128) filters, ReLU,
+  each ending in its own fully connected layer with one logit, the three BCE terms averaged
+  (``d_head="report"``, Table 2; ``d_head="fused"``: LeakyReLU stacks whose flattened features one
+  fully connected unit combines into a single logit).
+- Loss (``loss="report"``): L_MSE = (sum of squared errors over the hole + 1/6 of the sum over valid
+  pixels) / the number of elements (``loss_norm="elements"``; ``"region"``: each sum by its own
+  count, hole MSE + 1/6 valid MSE); BCE discriminator loss; generator loss L_MSE - (1/2000) log D(G(x)) (non-saturating BCE, weight
   ``adv_weight``; 0 = the report's "MSE only" ablation). ``loss="liu"``: Liu et al.'s loss (Sec. 3.3,
   "Loss Functions"): 1 L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv,
   L1 terms, VGG16 pool1-pool3 features (defined here, no torchvision; ImageNet weights from a local
@@ -55,6 +59,19 @@ ENCODER_KERNELS = (5, 5, 3, 3, 3)
 DISCRIMINATOR_FILTERS = (32, 64, 64, 128, 128)
 LOSSES = ("report", "liu")
 PREFILLS = ("none", "telea")
+#: the U-Net's last layers. report: Table 1's 3x3 PConv + LeakyReLU, then 1x1 PConv + sigmoid;
+#: fused3x3: one 3x3 layer straight into the sigmoid (every model file written before issue 16)
+HEADS = ("report", "fused3x3")
+#: the report loss's squared-error normalisation. elements: both sums divided by the total number of
+#: elements (the report); region: by the hole and the valid element counts (before issue 16)
+LOSS_NORMS = ("elements", "region")
+#: the discriminators' ends. report: Table 2, ReLU, each stack ends in its own fully connected layer
+#: with one logit, each judged by its own BCE; fused: LeakyReLU stacks whose flattened features one
+#: linear layer fuses into a single logit (before issue 16)
+D_HEADS = ("report", "fused")
+#: what a model file's config without the issue-16 keys was built as (model files written before
+#: the report layout became the default): the old layout, so they load and run unchanged
+LEGACY_LAYOUT = {"head": "fused3x3", "loss_norm": "region", "d_head": "fused"}
 
 
 @renamed_fields(width="width_mult", d_width="d_width_mult")  # a width is a channel count in the other methods
@@ -73,6 +90,9 @@ class PConvConfig:
     # from the pre-fill itself) instead of the image through a sigmoid
     residual: bool = False
     loss: str = "report"  # report: hole MSE + 1/6 valid MSE | liu: Liu et al. 2018 Sec. 3.3
+    head: str = "report"  # report: 3x3 PConv + LeakyReLU, 1x1 PConv + sigmoid (Table 1) | fused3x3: one 3x3 layer
+    loss_norm: str = "elements"  # report loss: squared errors / all elements (report) | region: / hole, valid counts
+    d_head: str = "report"  # report: each discriminator its own FC + ReLU stacks (Table 2) | fused: one linear over all
     hole_weight: float = 1.0  # report loss: weight of the hole MSE
     valid_weight: float = 1 / 6  # report loss: weight of the valid-pixel MSE
     ssim_weight: float = 0.0  # report loss: + ssim_weight * (1 - hole SSIM of the composite)
@@ -132,15 +152,29 @@ class PConvUNet(nn.Module):
     inverse of the method's hole mask (an internal network: :meth:`PConvGAN.complete`, which takes
     1 = hole, inverts once; ``None`` for plain convolutions) -> (N, out_channels, H, W) in [0, 1]; H, W multiples of 2**depth.
     ``residual=True``: the raw last layer (zero at initialisation), a correction for the caller to add.
+
+    ``head="report"`` (Table 1): the full-resolution decoder layer is a 3x3 (partial) convolution to
+    ``out_channels`` with LeakyReLU(0.2) (``head3x3``, no BatchNorm, as Liu et al.'s last layer), then a
+    1x1 (partial) convolution (``output``) into the sigmoid. ``head="fused3x3"``: ``output`` is that
+    3x3 convolution, straight into the sigmoid (``head3x3`` is None).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, width_mult: float = 1.0, depth: int = 5, partial: bool = True, residual: bool = False
+        self,
+        in_channels: int,
+        out_channels: int,
+        width_mult: float = 1.0,
+        depth: int = 5,
+        partial: bool = True,
+        residual: bool = False,
+        head: str = "report",
     ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"U-Net depth must be >= 1, got {depth}")
-        self.depth, self.partial, self.residual = depth, partial, residual
+        if head not in HEADS:
+            raise ValueError(f"unknown pconv head {head!r}; known: {', '.join(HEADS)}")
+        self.depth, self.partial, self.residual, self.head = depth, partial, residual, head
         ch = [in_channels] + _filters(ENCODER_FILTERS, depth, width_mult)  # ch[i] = channels of encoder level i
         kernels = [ENCODER_KERNELS[min(i, len(ENCODER_KERNELS) - 1)] for i in range(depth)]
         self.encoder = nn.ModuleList(
@@ -150,7 +184,12 @@ class PConvUNet(nn.Module):
         self.decoder = nn.ModuleList(
             _ConvBlock(ch[i + 1] + ch[i], ch[i], 3, 1, partial, bn=True, act="lrelu") for i in range(1, depth)
         )
-        self.output = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act=None)
+        if head == "report":
+            self.head3x3: _ConvBlock | None = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act="lrelu")
+            self.output = _ConvBlock(out_channels, out_channels, 1, 1, partial, bn=False, act=None)
+        else:
+            self.head3x3 = None
+            self.output = _ConvBlock(ch[1] + in_channels, out_channels, 3, 1, partial, bn=False, act=None)
         if residual:  # the correction starts at exactly zero
             zero_layer_(self.output.conv)
 
@@ -176,13 +215,18 @@ class PConvUNet(nn.Module):
             masks.append(None if m is None else m[:, :1])
         y, m = feats[-1], masks[-1]
         for level in range(self.depth - 1, -1, -1):
-            block = self.output if level == 0 else self.decoder[level - 1]
+            if level > 0:
+                block = self.decoder[level - 1]
+            else:
+                block = self.output if self.head3x3 is None else self.head3x3
             y = F.interpolate(y, scale_factor=2.0, mode="nearest")  # (N, c, 2h, 2w)
             m = None if m is None else F.interpolate(m, scale_factor=2.0, mode="nearest")
             skip, skip_mask = feats[level], masks[level]
             m = self._cat_masks(m, y.shape[1], skip_mask, skip.shape[1])
             y, m = block(torch.cat([y, skip], dim=1), m)
             m = None if m is None else m[:, :1]
+        if self.head3x3 is not None:  # Table 1's last layer: 1x1 PConv on the 3x3 layer's activations
+            y, _ = self.output(y, m)
         return y if self.residual else torch.sigmoid(y)
 
 
@@ -191,37 +235,54 @@ class PConvUNet(nn.Module):
 
 class RegionDiscriminator(StridedConvDiscriminator):
     """One region's discriminator, the family's configuration from the report: 5x5 stride-2
-    convolutions (BatchNorm after the first, LeakyReLU 0.2), flattened (no fully connected layer: the
-    three regions' features are fused by :class:`TwoRegionDiscriminator`); layers under ``net``."""
+    convolutions (BatchNorm after the first); layers under ``net``. ``head="report"`` (Table 2): ReLU,
+    and the stack ends in its own fully connected layer ``fc`` with one logit (N, 1).
+    ``head="fused"``: LeakyReLU 0.2, flattened features (N, C*H*W), no ``fc`` (the three regions'
+    features are fused by :class:`TwoRegionDiscriminator`)."""
 
-    def __init__(self, in_channels: int, filters: Sequence[int], height: int, width: int):
-        super().__init__(in_channels, filters, (height, width), act="lrelu", bn_from=1, stack="net")
+    def __init__(self, in_channels: int, filters: Sequence[int], height: int, width: int, head: str = "report"):
+        if head not in D_HEADS:
+            raise ValueError(f"unknown pconv d_head {head!r}; known: {', '.join(D_HEADS)}")
+        report = head == "report"
+        super().__init__(
+            in_channels, filters, (height, width), act="relu" if report else "lrelu", bn_from=1,
+            out_features=1 if report else None, stack="net",
+        )  # fmt: skip
 
 
 class TwoRegionDiscriminator(nn.Module):
     """Global discriminator on the whole image plus local ones on the left third and the right two
-    thirds of the width, fused by one fully connected unit into one logit (N, 1)."""
+    thirds of the width.
 
-    def __init__(self, channels: int, image_size: int, width_mult: float = 1.0, local: bool = True):
+    ``head="report"``: each ends in its own fully connected layer; ``forward`` returns their logits
+    side by side, (N, 3) (global, left, right; (N, 1) without the local ones), so the BCE losses,
+    means over all elements, average the three discriminators' own BCE terms. ``head="fused"``: one
+    fully connected unit ``fuse`` over the three flattened feature stacks, one logit (N, 1)."""
+
+    def __init__(self, channels: int, image_size: int, width_mult: float = 1.0, local: bool = True, head: str = "report"):
         super().__init__()
+        if head not in D_HEADS:
+            raise ValueError(f"unknown pconv d_head {head!r}; known: {', '.join(D_HEADS)}")
+        self.head = head
         n_global = max(1, int(round(math.log2(image_size / 4))))  # down to ~4x4 (5 layers at 128 px)
         filters = _filters(DISCRIMINATOR_FILTERS, n_global, width_mult)
         self.third = image_size // 3  # the same split as masks.two_rect
-        self.global_d = RegionDiscriminator(channels, filters, image_size, image_size)
+        self.global_d = RegionDiscriminator(channels, filters, image_size, image_size, head)
         self.local = local
         n_feat = self.global_d.out_features
         if local:
             local_filters = filters[: max(1, n_global - 1)]  # one layer fewer: the regions are smaller
-            self.left_d = RegionDiscriminator(channels, local_filters, image_size, self.third)
-            self.right_d = RegionDiscriminator(channels, local_filters, image_size, image_size - self.third)
+            self.left_d = RegionDiscriminator(channels, local_filters, image_size, self.third, head)
+            self.right_d = RegionDiscriminator(channels, local_filters, image_size, image_size - self.third, head)
             n_feat += self.left_d.out_features + self.right_d.out_features
-        self.fuse = nn.Linear(n_feat, 1)
+        self.fuse = nn.Linear(n_feat, 1) if head == "fused" else None
 
-    def forward(self, image: Tensor) -> Tensor:  # (N, C, S, S) -> (N, 1) logits
+    def forward(self, image: Tensor) -> Tensor:  # (N, C, S, S) -> (N, 3 or 1) logits (report) | (N, 1) (fused)
         parts = [self.global_d(image)]
         if self.local:
             parts += [self.left_d(image[..., : self.third]), self.right_d(image[..., self.third :])]
-        return self.fuse(torch.cat(parts, dim=1))
+        out = torch.cat(parts, dim=1)
+        return out if self.fuse is None else self.fuse(out)
 
 
 # ------------------------------------------------------------------------ Liu et al.'s loss terms
@@ -389,6 +450,9 @@ class PConvGAN(CompletionGAN):
             raise ValueError(
                 "model.prefill and model.residual need model.partial=false: partial convolutions never read hole pixels"
             )
+        for key, known in (("head", HEADS), ("loss_norm", LOSS_NORMS), ("d_head", D_HEADS)):
+            if getattr(cfg, key) not in known:
+                raise ValueError(f"unknown pconv {key} {getattr(cfg, key)!r}; known: {', '.join(known)}")
         if len(cfg.liu_weights) != 5:
             raise ValueError("model.liu_weights needs 5 values: valid, hole, perceptual, style, tv")
         self.size_multiple = 2**cfg.depth
@@ -398,11 +462,23 @@ class PConvGAN(CompletionGAN):
                 f"got {image_size} (change data.image_size or model.depth)"
             )
         in_ch = channels if cfg.partial else channels + 1  # plain convolutions also see the hole mask
-        self.generator = PConvUNet(in_ch, channels, cfg.width_mult, cfg.depth, cfg.partial, cfg.residual)
-        self.discriminator = TwoRegionDiscriminator(channels, image_size, cfg.d_width_mult, cfg.local_discriminators)
+        self.generator = PConvUNet(in_ch, channels, cfg.width_mult, cfg.depth, cfg.partial, cfg.residual, cfg.head)
+        self.discriminator = TwoRegionDiscriminator(
+            channels, image_size, cfg.d_width_mult, cfg.local_discriminators, cfg.d_head
+        )
         # The VGG16 of the liu loss lives outside the module tree: not trained, not saved in checkpoints
         # or model files, not needed at inference. Loaded by configure_optimizers (training only).
         self._frozen: dict[str, nn.Module] = {}
+
+    @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """A stored config (model-file metadata, a training checkpoint's model section) without the
+        issue-16 layout keys was written when the old layout was the only one: it keeps it
+        (:data:`LEGACY_LAYOUT`), so those files load and run unchanged. Presets are not upgraded:
+        a preset without the keys gets the report's layout."""
+        if any(k in config for k in LEGACY_LAYOUT):
+            return config
+        return {**config, **LEGACY_LAYOUT}
 
     # ------------------------------------------------------------------ training setup
 
@@ -454,8 +530,13 @@ class PConvGAN(CompletionGAN):
         if self.cfg.loss == "liu":
             total, terms = liu_loss(pred, image, mask, self.perceptual_network(image.device), self.cfg.liu_weights)
             return total, {"loss_liu": total.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}}
-        hole = masked_mse(pred, image, mask)
-        valid = masked_mse(pred, image, 1 - mask)
+        if self.cfg.loss_norm == "elements":  # the report: both sums of squared errors / all elements
+            se = (pred - image) ** 2  # (N, C, H, W)
+            hole_e = mask.expand_as(se)
+            hole, valid = (se * hole_e).sum() / se.numel(), (se * (1 - hole_e)).sum() / se.numel()
+        else:  # region: each sum / its own element count
+            hole = masked_mse(pred, image, mask)
+            valid = masked_mse(pred, image, 1 - mask)
         total = self.cfg.hole_weight * hole + self.cfg.valid_weight * valid
         logs = {"loss_mse": total.item(), "loss_hole_mse": hole.item(), "loss_valid_mse": valid.item()}
         if self.cfg.ssim_weight > 0:  # logged apart: loss_mse stays the report's L_MSE
