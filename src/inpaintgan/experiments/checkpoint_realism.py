@@ -95,8 +95,12 @@ class CachedPrefillModel:
             raise ValueError("the checkpoint's model does not refine a pre-fill (model.residual is false)")
         self.method, self.cache, self.alpha, self.lowpass = method.eval(), cache, float(alpha), int(lowpass)
 
-    @torch.no_grad()
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.fills(images, masks)[1]
+
+    @torch.no_grad()
+    def fills(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the pre-fill composited, the model's fill composited)."""
         m = self.method
         pre = self.cache(images, masks)
         _, x = m.network_input(images, masks, pre)
@@ -107,7 +111,7 @@ class CachedPrefillModel:
                               size=(h, w), mode="bilinear", align_corners=False)  # fmt: skip
         pred = m.to_image(pre, self.alpha * y).clamp(0, 1)
         self.cache.save(every=64)
-        return m.composite(pred, images, masks)
+        return m.composite(pre, images, masks), m.composite(pred, images, masks)
 
 
 class DiscriminatorGate:
@@ -131,8 +135,7 @@ class DiscriminatorGate:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        net = self.inner(images, masks)
-        pre = self.method.composite(self.inner.cache(images, masks), images, masks)
+        pre, net = self.inner.fills(images, masks)
         use = self.d_score(net, masks) > self.d_score(pre, masks) + self.margin
         self.chosen += int(use.sum())
         self.seen += len(use)
