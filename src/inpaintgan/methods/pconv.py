@@ -261,9 +261,7 @@ class TwoRegionDiscriminator(nn.Module):
 
     def __init__(self, channels: int, image_size: int, width_mult: float = 1.0, local: bool = True, head: str = "report"):
         super().__init__()
-        if head not in D_HEADS:
-            raise ValueError(f"unknown pconv d_head {head!r}; known: {', '.join(D_HEADS)}")
-        self.head = head
+        self.head = head  # checked by RegionDiscriminator
         n_global = max(1, int(round(math.log2(image_size / 4))))  # down to ~4x4 (5 layers at 128 px)
         filters = _filters(DISCRIMINATOR_FILTERS, n_global, width_mult)
         self.third = image_size // 3  # the same split as masks.two_rect
