@@ -26,28 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 class CollabError(ValueError):
     """A one-line reason the experiment cannot run (bad model file, missing data)."""
-
-
-def fashion_images(train: bool, n: int, size: int, root: str | None = None) -> torch.Tensor:
-    """The first ``n`` Fashion-MNIST images of a split as (n, 1, size, size) in [0, 1] (bicubic 28 ->
-    size, as the semantic runner feeds them to the DCGAN)."""
-    from inpaintgan.data.fashion_mnist import FashionMNIST
-
-    try:
-        ds = FashionMNIST(root or None, train=train)
-    except FileNotFoundError as e:
-        raise CollabError(f"Fashion-MNIST is missing: {e} (Debian/Ubuntu: apt install dataset-fashion-mnist)") from None
-    if n > len(ds):
-        raise CollabError(f"{n} images asked for, the {'training' if train else 't10k'} set in {ds.root} holds {len(ds)}")
-    x = torch.from_numpy(np.stack([ds.load(i) for i in range(n)])).permute(0, 3, 1, 2).float() / 255
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -138,8 +121,13 @@ def run(a: argparse.Namespace, features=None) -> dict:
     features = features or InceptionFeatures(None, "cpu", batch_size=50)
     size = base.image_size
     n_real = a.n_real or a.n
-    real = fashion_images(False, n_real, size, a.data_root)
-    train_ref = fashion_images(True, n_real, size, a.data_root)
+    from inpaintgan.experiments.common import load_fashion_images
+
+    try:
+        real = load_fashion_images(a.data_root, n_real, size, train=False)
+        train_ref = load_fashion_images(a.data_root, n_real, size, train=True)
+    except ReportError as e:
+        raise CollabError(str(e)) from None
 
     h, x0 = propose(base, a.n, a.seed)
     proposal = ((x0 + 1) / 2).clamp(0, 1)

@@ -278,6 +278,27 @@ def load_folder_images(root: str, n: int, size: int) -> tuple[Tensor, list[str]]
     return torch.stack([to_tensor(a) for a in arrs]), [f.relative_to(path).as_posix() for f in files]
 
 
+def load_fashion_images(root: str | None, n: int, size: int, train: bool = False) -> Tensor:
+    """The first ``n`` Fashion-MNIST images of a split (``train`` or t10k) as float (n, 1, size, size) in
+    [0, 1], bicubic from 28 px (as the semantic runners feed them to the DCGAN)."""
+    import torch.nn.functional as F
+
+    from inpaintgan.data.fashion_mnist import DEBIAN_ROOT, FashionMNIST
+
+    split = "training set" if train else "test set (t10k)"
+    try:
+        ds = FashionMNIST(root or None, train=train)
+    except FileNotFoundError as e:
+        raise ReportError(
+            f"the Fashion-MNIST {split} is missing: {e} (Debian/Ubuntu: apt install dataset-fashion-mnist, "
+            f"files in {DEBIAN_ROOT}; or --data-root DIR)"
+        ) from None
+    if n > len(ds):
+        raise ReportError(f"{n} images asked for; the {split} in {ds.root} holds {len(ds)}")
+    x = torch.from_numpy(np.stack([ds.load(i) for i in range(n)])).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 def batches(n: int, bs: int) -> list[list[int]]:
     """The indices ``0 .. n-1`` in consecutive batches of at most ``bs``."""
     return [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from inpaintgan.experiments.common import (
@@ -56,6 +55,7 @@ from inpaintgan.experiments.common import (
     csv_text,
     is_label,
     json_num,
+    load_fashion_images,
     machine,
     masked,
     md_head,
@@ -257,23 +257,6 @@ def realism_scores(features: Callable[[Tensor], np.ndarray], images: Tensor, out
 
 
 # ---------------------------------------------------------------------------------------- inputs
-
-
-def load_images(root: str, n: int, size: int) -> Tensor:
-    """The first ``n`` Fashion-MNIST test images as float (n, 1, size, size) in [0, 1] (bicubic)."""
-    from inpaintgan.data.fashion_mnist import DEBIAN_ROOT, FashionMNIST
-
-    try:
-        ds = FashionMNIST(root or None, train=False)
-    except FileNotFoundError as e:
-        raise ReportError(
-            f"the Fashion-MNIST test set (t10k) is missing: {e} (Debian/Ubuntu: apt install dataset-fashion-mnist, "
-            f"files in {DEBIAN_ROOT}; or --data-root DIR)"
-        ) from None
-    if n > len(ds):
-        raise ReportError(f"-n {n} asks for more images than the test set in {ds.root} holds ({len(ds)})")
-    x = torch.from_numpy(np.stack([ds.load(i) for i in range(n)])).permute(0, 3, 1, 2).float() / 255
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def check_same_generator(base, other, path: str | Path, label: str) -> None:
@@ -663,7 +646,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
     refiners, shaped_info = load_refiners(base, shaped_specs, shaped_labels)
     refs = load_references(model_specs)
     s = Settings.from_args(args, base.cfg)
-    x_all = load_images(args.data_root, args.n, base.image_size)
+    x_all = load_fashion_images(args.data_root, args.n, base.image_size)
     fid_fn, fid_reason = fid_extractor()
 
     out_dir = Path(args.out)
