@@ -364,3 +364,50 @@ def test_no_r1_at_gamma_zero_and_half_valued_mask_pixels_are_known():
     half[0, 0, 1, 1] = 0.5
     half[0, 0, 6, 6] = 1.0
     assert fake_patch_labels(half, (2, 2))[0, 0].tolist() == [[0.0, 0.0], [0.0, 1.0]]
+
+
+def test_discriminator_warmup_is_a_phase_of_its_own_only_when_asked():
+    from inpaintgan.methods.base import phase_at
+
+    assert [(p.name, p.steps, set(p.trains)) for p in tiny(steps=5).phases()] == [("gan", 5, {"generator", "discriminator"})]
+    phases = tiny(steps=5, d_warmup=3).phases()
+    assert [(p.name, p.steps, set(p.trains)) for p in phases] == [
+        ("d_warmup", 3, {"discriminator"}), ("gan", 5, {"generator", "discriminator"})]  # fmt: skip
+    assert phase_at(phases, 2)[1].name == "d_warmup" and phase_at(phases, 3)[1].name == "gan"
+
+
+def test_a_warmup_step_trains_the_discriminator_alone_on_the_frozen_generators_fills():
+    """The warm-up's D gradient is the GAN phase's D loss (mask-aware labels after the same
+    augmentation, lazy R1) on the current generator's fills, drawn first from the step's generator;
+    the generator and its EMA do not move and no generator step is taken."""
+    from inpaintgan.methods.base import Phase
+
+    gamma = 0.7
+    m = tiny(augment=("color", "translation"), r1_gamma=gamma, r1_every=2, d_warmup=4)
+    m.train()
+    with torch.no_grad():  # a generator whose fills differ from the pre-fill's
+        for p in m.generator.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    image, mask = batch()
+    g0, d0 = copy.deepcopy(m.generator), copy.deepcopy(m.discriminator)
+    ema0 = copy.deepcopy(m.generator_ema)
+    pre = prefill_telea_tensor(image, mask)
+    with torch.no_grad():
+        pred = (g0(torch.cat([pre * 2 - 1, mask], 1)) + 1) / 2
+    fake, real = torch.where(mask > 0.5, pred, image) * 2 - 1, image * 2 - 1
+    (fa, ra), ma = augment([fake, real], mask, m.cfg.augment, torch.Generator().manual_seed(0))
+    lf = d0(fa)[0]
+    lab = touching_labels(ma, *lf.shape[-2:])
+    rg = ra.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d0(rg)[0].sum(), rg, create_graph=True)
+    want = (softplus(-d0(ra)[0]).mean() + (lab * softplus(lf) + (1 - lab) * softplus(-lf)).mean()
+            + gamma / 2 * 2 * (grad**2).sum((1, 2, 3)).mean())  # fmt: skip
+    ctx = RecordingCtx(m)
+    logs = m.train_step({"image": image, "mask": mask}, Phase("d_warmup", 4, {"discriminator"}), 2, ctx)
+    assert set(ctx.grads) == {"discriminator"}
+    assert set(logs) == {"r1", "loss_d", "d_real", "d_fake"}
+    assert logs["loss_d"] == pytest.approx(float(want.detach()), rel=1e-5)
+    assert_grads_close(ctx.grads["discriminator"], grads_of(want, d0), "discriminator")
+    assert all(torch.equal(a, b) for a, b in zip(m.generator.parameters(), g0.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(m.generator_ema.parameters(), ema0.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(m.discriminator.parameters(), d0.parameters()))

@@ -71,6 +71,11 @@ class LaMaConfig:
     ema_decay: float = 0.999
     augment: tuple[str, ...] = ("color", "translation")
     steps: int = 100000
+    # discriminator-only steps before the GAN phase (generator frozen, its fills the fakes): a fresh or
+    # enlarged discriminator first learns to tell the fills from photos, so the generator's first
+    # adversarial gradients carry information (the default model's PatchGAN scores PatchMatch's fills
+    # like photos: experiments/discriminator_probe)
+    d_warmup: int = 0
 
 
 # ------------------------------------------------------------------------------------------ generator
@@ -325,7 +330,8 @@ class LaMa(InpaintMethod):
         return self.adam_optimizers(train_cfg)
 
     def phases(self) -> list[Phase]:
-        return [Phase("gan", self.cfg.steps, {"generator", "discriminator"})]
+        warmup = [Phase("d_warmup", self.cfg.d_warmup, {"discriminator"})] if self.cfg.d_warmup > 0 else []
+        return warmup + [Phase("gan", self.cfg.steps, {"generator", "discriminator"})]
 
     def after_warm_start(self, meta) -> list[str]:
         """A model file holds the EMA generator only: the trained generator starts from it."""
@@ -375,6 +381,10 @@ class LaMa(InpaintMethod):
         with torch.no_grad():
             pre, x = self.network_input(image, mask, batch.get("prefill") if cfg.prefill != "none" else None)
         real = self.d_input(image)
+        if phase is not None and phase.name == "d_warmup":  # the discriminator alone, on the frozen generator's fills
+            with torch.no_grad(), ctx.autocast():
+                fake = self.d_input(self.composite(self.to_image(pre, self.generator(x)), image, mask))
+            return self.discriminator_step(fake, real, mask, step, ctx)
 
         # ---- generator
         ctx.freeze(self.discriminator)
@@ -394,9 +404,18 @@ class LaMa(InpaintMethod):
             loss_g = cfg.adv_weight * adv_g + cfg.fm_weight * fm + cfg.l1_known_weight * l1_known + cfg.l1_hole_weight * l1_hole
         ctx.backward_step(loss_g, "generator")
         ctx.unfreeze(self.discriminator)
+        d_logs = self.discriminator_step(fake.detach(), real, mask, step, ctx)
+        ema_update(self.generator_ema, self.generator, cfg.ema_decay)
+        terms = {"loss_g": loss_g, "adv_g": adv_g, "fm": fm, "l1_known": l1_known, "l1_hole": l1_hole}
+        logs = {"r1": d_logs.pop("r1")} if "r1" in d_logs else {}  # the log's column order as before
+        logs.update({k: float(v.detach()) for k, v in terms.items()})
+        return {**logs, **d_logs}
 
-        # ---- discriminator (same augmentation parameters for the pair, fresh ones each step)
-        fake_d = fake.detach()
+    def discriminator_step(self, fake_d: Tensor, real: Tensor, mask: Tensor, step: int, ctx) -> dict[str, float]:
+        """One discriminator update on (fake, real) in D's input range: the non-saturating loss with
+        mask-aware patch labels, lazy R1 on the real images; same augmentation parameters for the pair,
+        fresh ones each step."""
+        cfg = self.cfg
         with ctx.autocast():
             (fake_a, real_a), mask_a = diff_augment([fake_d, real], mask, cfg.augment, ctx.generator)
             logits_r, _ = self.discriminator(real_a)
@@ -415,10 +434,7 @@ class LaMa(InpaintMethod):
             loss_d = loss_d + cfg.r1_gamma / 2 * cfg.r1_every * r1
             logs["r1"] = float(r1.detach())
         ctx.backward_step(loss_d, "discriminator")
-        ema_update(self.generator_ema, self.generator, cfg.ema_decay)
-        terms = {"loss_g": loss_g, "adv_g": adv_g, "fm": fm, "l1_known": l1_known, "l1_hole": l1_hole,
-                 "loss_d": loss_d, "d_real": loss_real, "d_fake": loss_fake}  # fmt: skip
-        logs.update({k: float(v.detach()) for k, v in terms.items()})
+        logs.update({"loss_d": float(loss_d.detach()), "d_real": float(loss_real.detach()), "d_fake": float(loss_fake.detach())})
         return logs
 
 
