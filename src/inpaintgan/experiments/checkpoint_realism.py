@@ -127,11 +127,9 @@ class DiscriminatorGate:
         self.chosen, self.seen = 0, 0
 
     def d_score(self, comp: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        from inpaintgan.methods.lama import fake_patch_labels
+        from inpaintgan.experiments.discriminator_probe import hole_scores
 
-        logits, _ = self.method.discriminator(self.method.d_input(comp))
-        lab = fake_patch_labels(masks, logits.shape[-2:])
-        return (logits * lab).sum((1, 2, 3)) / lab.sum((1, 2, 3)).clamp_min(1)
+        return hole_scores(self.method.discriminator, comp, masks)  # D's input range: comp * 2 - 1, as d_input
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,10 @@ def hole_scores(discriminator, images: torch.Tensor, masks: torch.Tensor, mask_c
     return (logits * lab).sum((1, 2, 3)) / lab.sum((1, 2, 3)).clamp_min(1)
 
 
+def print_row(row: dict) -> None:
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
 def classical_fill(kind: str, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     from inpaintgan.baselines import get_baseline
 
@@ -88,7 +92,7 @@ def score_checkpoints(paths: list[str], dev, fake: str) -> list[dict]:
         s = {k: hole_scores(method.discriminator, v, m) for k, v in (("real", x), (fake, f), ("network", net))}
         row = {"checkpoint": ck, **{f"logit_{k}": float(v.mean()) for k, v in s.items()},
                f"auc_real_vs_{fake}": auc(s["real"], s[fake]), "auc_real_vs_network": auc(s["real"], s["network"])}  # fmt: skip
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        print_row(row)
         rows.append(row)
     return rows
 
@@ -116,9 +120,11 @@ def train_probe(variant: str, pool, dev, steps: int, lr: float, every: int, widt
     """Train a fresh PatchGAN alone on the pool's (real, fill) pairs; its dev AUC every ``every`` steps."""
     from inpaintgan.methods.lama import (
         AUGMENTS,
+        LaMaConfig,
         PatchDiscriminator,
         diff_augment,
-        fake_patch_labels,
+                fake_patch_labels,
+        labelled_cell_losses,
         r1_penalty,
     )
 
@@ -129,6 +135,7 @@ def train_probe(variant: str, pool, dev, steps: int, lr: float, every: int, widt
     torch.manual_seed(seed)
     d = PatchDiscriminator(4 if use_mask else 3, width, layers)
     opt = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
+    r1_gamma, r1_every = LaMaConfig.r1_gamma, LaMaConfig.r1_every  # the model's lazy R1
     x_all, f_all, m_all = pool
     xd, fd, md = dev
     rows, t0 = [], time.time()
@@ -142,15 +149,15 @@ def train_probe(variant: str, pool, dev, steps: int, lr: float, every: int, widt
         lr_, _ = disc(ra)
         lf, _ = disc(fa)
         lab = fake_patch_labels(ma, lf.shape[-2:])
-        per_cell = F.softplus(lf) * lab + F.softplus(-lf) * (1 - lab)
+        per_cell = labelled_cell_losses(lf, lab)
         if balance:
             w = lab / lab.sum().clamp_min(1) + (1 - lab) / (1 - lab).sum().clamp_min(1)
             loss_fake = (per_cell * w).sum() / 2
         else:
             loss_fake = per_cell.mean()
         loss = F.softplus(-lr_).mean() + loss_fake
-        if step % 4 == 0:  # the model's lazy R1 (gamma 0.001, every 4)
-            loss = loss + 0.001 / 2 * 4 * r1_penalty(lambda r: disc(r)[0], ra)
+        if step % r1_every == 0:
+            loss = loss + r1_gamma / 2 * r1_every * r1_penalty(lambda r: disc(r)[0], ra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -158,7 +165,7 @@ def train_probe(variant: str, pool, dev, steps: int, lr: float, every: int, widt
             a, b = hole_scores(d, xd, md, use_mask), hole_scores(d, fd, md, use_mask)
             row = {"variant": variant, "step": step, "loss": float(loss.detach()), "logit_real": float(a.mean()),
                    "logit_fill": float(b.mean()), "auc": auc(a, b), "seconds": round(time.time() - t0, 1)}  # fmt: skip
-            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            print_row(row)
             rows.append(row)
     return rows
 

@@ -238,6 +238,12 @@ def fake_patch_labels(mask: Tensor, size: tuple[int, int]) -> Tensor:
     return F.adaptive_max_pool2d((mask > 0.5).float(), size)
 
 
+def labelled_cell_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-cell non-saturating discriminator loss on a fake image's logits: softplus(+logit) where the
+    label says fake (1), softplus(-logit) where it says real (0)."""
+    return F.softplus(logits) * labels + F.softplus(-logits) * (1 - labels)
+
+
 # -------------------------------------------------------------------------------------- augmentation
 
 
@@ -421,12 +427,10 @@ class LaMa(InpaintMethod):
             logits_r, _ = self.discriminator(real_a)
             logits_f, _ = self.discriminator(fake_a)
             loss_real = F.softplus(-logits_r.float()).mean()
-            sp_fake = F.softplus(logits_f.float())
             if cfg.mask_aware_d:
-                lab = fake_patch_labels(mask_a, logits_f.shape[-2:])
-                loss_fake = (sp_fake * lab + F.softplus(-logits_f.float()) * (1 - lab)).mean()
+                loss_fake = labelled_cell_losses(logits_f.float(), fake_patch_labels(mask_a, logits_f.shape[-2:])).mean()
             else:
-                loss_fake = sp_fake.mean()
+                loss_fake = F.softplus(logits_f.float()).mean()
         loss_d = loss_real + loss_fake
         logs = {}
         if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
@@ -442,5 +446,5 @@ def n_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["LaMa", "LaMaConfig", "LaMaGenerator", "PatchDiscriminator", "fake_patch_labels", "diff_augment",
+__all__ = ["LaMa", "LaMaConfig", "LaMaGenerator", "PatchDiscriminator", "fake_patch_labels", "labelled_cell_losses", "diff_augment",
            "r1_penalty", "ema_update", "feature_matching", "n_parameters"]
