@@ -677,3 +677,67 @@ def test_build_datasets_fashion_mnist(tmp_path):
     assert s["image"].shape == (1, 28, 28) and s["mask"].shape == (1, 28, 28)
     expected = torch.from_numpy(ref["train"][0][val.indices[1]]).float()[None] / 255
     assert torch.equal(s["image"], expected)
+
+
+# --------------------------------------------------- repeated samples and the pre-fill cache
+
+
+def _prefill_dataset(tmp_path, **kw):
+    from conftest import write_image_folder
+    from inpaintgan.masks import lama_wide
+
+    root = write_image_folder(tmp_path / "imgs", n=3, size=24)
+    return InpaintingDataset(ImageFolder(root), 16, lama_wide, prefill="telea", **kw)
+
+
+def test_repeat_epochs_repeats_crops_flips_and_masks(tmp_path):
+    """data.repeat_epochs = k: epoch e draws the samples of epoch e mod k; 0 draws new ones every epoch."""
+    def draw(ds, epoch):
+        ds.set_epoch(epoch)
+        return [ds[i] for i in range(3)]
+
+    def same(a, b):
+        return all(torch.equal(x["image"], y["image"]) and torch.equal(x["mask"], y["mask"]) for x, y in zip(a, b))
+
+    ds = _prefill_dataset(tmp_path, repeat_epochs=2)
+    e0, e1, e2, e3 = (draw(ds, e) for e in range(4))
+    assert same(e0, e2) and same(e1, e3) and not same(e0, e1)
+    fresh = _prefill_dataset(tmp_path / "b")
+    assert not same(draw(fresh, 0), draw(fresh, 2))
+    with pytest.raises(ValueError, match="repeat_epochs"):
+        _prefill_dataset(tmp_path / "c", repeat_epochs=-1)
+
+
+def test_prefill_cache_computes_each_sample_once_and_survives_a_bad_file(tmp_path, monkeypatch):
+    """With data.prefill_cache the pre-fill of a sample seen before is read back (identical), not
+    recomputed; a corrupt cache file is recomputed and replaced; without the cache it is always computed."""
+    import inpaintgan.postprocess as post
+
+    calls = []
+    real = post.prefill_array
+    monkeypatch.setattr(post, "prefill_array", lambda *a: calls.append(1) or real(*a))
+    cache = tmp_path / "cache"
+    ds = _prefill_dataset(tmp_path, repeat_epochs=1, prefill_cache=cache)
+    first = [ds[i]["prefill"] for i in range(3)]
+    assert len(calls) == 3 and len(list(cache.glob("*.npy"))) == 3
+    ds.set_epoch(5)  # the same samples again (repeat_epochs 1): read back
+    again = [ds[i]["prefill"] for i in range(3)]
+    assert len(calls) == 3 and all(torch.equal(a, b) for a, b in zip(first, again))
+    bad = sorted(cache.glob("*.npy"))[0]
+    bad.write_bytes(b"not an array")
+    assert all(torch.equal(a, b) for a, b in zip(first, [ds[i]["prefill"] for i in range(3)]))
+    assert len(calls) == 4 and np.load(bad).dtype == np.uint8  # recomputed once, file replaced
+    plain = _prefill_dataset(tmp_path / "p", repeat_epochs=1)
+    for _ in range(2):
+        plain[0]
+    assert len(calls) == 6  # no cache: computed every time
+
+
+def test_build_datasets_passes_repeat_and_cache_to_the_training_set(tmp_path):
+    from conftest import write_image_folder
+
+    root = write_image_folder(tmp_path / "imgs", n=6, size=24)
+    cfg = DataConfig(root=str(root), image_size=16, repeat_epochs=3, prefill_cache=str(tmp_path / "c"))
+    train, val = build_datasets(cfg, glcic_rect, prefill="telea")
+    assert train.repeat_epochs == 3 and train.prefill_cache == tmp_path / "c"
+    assert val.prefill_cache is None

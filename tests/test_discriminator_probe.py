@@ -98,3 +98,18 @@ def test_cli_refuses_nothing_to_do_and_model_files_in_one_line(tmp_path, capsys)
                  "--checkpoints", str(tmp_path / "m.safetensors")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert "holds no discriminator" in err and len(err.splitlines()) == 1
+
+
+def test_fill_cache_gives_the_same_fills_and_is_read_back(tmp_path, monkeypatch):
+    """--fill-cache: the development fills equal the baseline's, are written once, and a second run reads
+    them back instead of filling again."""
+    import inpaintgan.postprocess as post
+    from inpaintgan.experiments.discriminator_probe import classical_fill
+
+    g = torch.Generator().manual_seed(1)
+    x, m = (waves(4, g) * 255).round() / 255, squares(4, g)  # photos are 8-bit
+    direct = classical_fill("telea", x, m)
+    cache = tmp_path / "fills.npz"
+    assert torch.allclose(classical_fill("telea", x, m, cache), direct, atol=1 / 255 + 1e-6) and cache.is_file()
+    monkeypatch.setattr(post, "fill_hole", lambda *a: pytest.fail("filled again despite the cache"))
+    assert torch.equal(classical_fill("telea", x, m, cache), classical_fill("telea", x, m, cache))

@@ -41,6 +41,10 @@ class DataConfig:
     limit: int = 0  # use at most this many training images (0 = all)
     num_workers: int = 0
     download: bool = False  # cifar10 / fashion_mnist: fetch the official files if missing
+    #: training crops, flips and masks repeat every this many epochs (0 = new ones every epoch); with
+    #: ``prefill_cache`` the classical pre-fills of repeated samples are read back instead of recomputed
+    repeat_epochs: int = 0
+    prefill_cache: str = ""  # folder keeping each training sample's classical pre-fill (methods with a pre-fill)
 
 
 @dataclass

@@ -7,7 +7,9 @@ exactly the samples the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,11 +72,19 @@ class InpaintingDataset(Dataset):
         train: bool = True,
         crop_scale: tuple[float, float] = (1.0, 1.0),
         prefill: str = "none",
+        repeat_epochs: int = 0,
+        prefill_cache: str | Path | None = None,
     ):
+        if repeat_epochs < 0:
+            raise ValueError(f"data.repeat_epochs must be 0 (off) or a positive number of epochs, got {repeat_epochs}")
         self.source, self.size, self.mask_fn = source, size, mask_fn
         #: "telea" / "patchmatch": also return the sample's classically pre-filled image ("prefill"),
         #: computed here (in the loader's workers) instead of in the training step
         self.prefill = prefill
+        #: training samples (crop, flip, mask) repeat every ``repeat_epochs`` epochs (0: never)
+        self.repeat_epochs = int(repeat_epochs)
+        #: folder of computed pre-fills, keyed by the sample's pixels and mask (None: not kept)
+        self.prefill_cache = Path(prefill_cache) if prefill_cache else None
         self.indices = list(range(len(source))) if indices is None else list(indices)
         if not self.indices:
             raise ValueError("dataset split is empty")
@@ -91,7 +101,38 @@ class InpaintingDataset(Dataset):
         return len(self.indices)
 
     def rng_for(self, i: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch if self.train else 0, i, 0x1A2B])
+        epoch = self.epoch % self.repeat_epochs if self.repeat_epochs else self.epoch
+        return np.random.default_rng([self.seed, epoch if self.train else 0, i, 0x1A2B])
+
+    def prefilled(self, img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The classical pre-fill of ``img`` (H, W, C uint8) in ``hole`` (H, W bool), read from
+        :attr:`prefill_cache` when this exact sample was filled before (a file named by the SHA-1 of the
+        pixels, the hole and the fill's kind), else computed and kept there. An unreadable or
+        mismatched cache file is computed again and replaced; files are written atomically, so loader
+        workers filling the same folder never see half a file."""
+        from inpaintgan.postprocess import prefill_array
+
+        if self.prefill_cache is None:
+            return prefill_array(img, hole, self.prefill)
+        h = hashlib.sha1(f"{self.prefill}:{img.shape}".encode())
+        h.update(img.tobytes())
+        h.update(np.packbits(hole).tobytes())
+        path = self.prefill_cache / f"{h.hexdigest()}.npy"
+        try:
+            filled = np.load(path, allow_pickle=False)
+            if filled.dtype == np.uint8 and filled.size == img.size:
+                return filled.reshape(img.shape)
+        except (OSError, ValueError):
+            pass  # not there yet, or unreadable: compute it again
+        filled = np.ascontiguousarray(prefill_array(img, hole, self.prefill), dtype=np.uint8).reshape(img.shape)
+        from inpaintgan.checkpoints import atomic_write
+
+        def write(tmp) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would append .npy to the temp name
+                np.save(f, filled, allow_pickle=False)
+
+        atomic_write(path, write)
+        return filled
 
     def __getitem__(self, i: int) -> dict:
         n = len(self.indices)
@@ -114,9 +155,7 @@ class InpaintingDataset(Dataset):
         mask = torch.from_numpy(m).unsqueeze(0)
         sample = {"image": image, "mask": mask, "index": i}
         if self.prefill not in ("", "none"):
-            from inpaintgan.postprocess import prefill_array
-
-            filled = prefill_array(np.ascontiguousarray(img), m > 0.5, self.prefill)
+            filled = self.prefilled(np.ascontiguousarray(img), m > 0.5)
             sample["prefill"] = torch.from_numpy(np.ascontiguousarray(filled.reshape(img.shape))).permute(2, 0, 1).float().div_(255.0)
         return sample
 
@@ -177,7 +216,7 @@ def build_datasets(data_cfg, mask_fn, seed: int = 0, prefill: str = "none") -> t
     common = dict(size=data_cfg.image_size, mask_fn=mask_fn, resize=data_cfg.resize)
     train = InpaintingDataset(
         source, indices=train_idx, flip=data_cfg.flip, seed=seed, train=True, crop_scale=data_cfg.crop_scale,
-        prefill=prefill, **common,
+        prefill=prefill, repeat_epochs=data_cfg.repeat_epochs, prefill_cache=data_cfg.prefill_cache or None, **common,
     )  # fmt: skip
     val = InpaintingDataset(val_source, indices=val_idx, flip=False, seed=seed + 1, train=False, **common)
     if len(train) < 1:

@@ -57,20 +57,29 @@ def print_row(row: dict) -> None:
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
 
-def classical_fill(kind: str, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def classical_fill(kind: str, images: torch.Tensor, masks: torch.Tensor, cache: str | Path | None = None) -> torch.Tensor:
+    """``kind``'s fills of a batch; with ``cache`` (an ``.npz``, PatchMatch or Telea only) each image's
+    fill is kept there (checkpoint_realism's :class:`PrefillCache`) and read back on the next run."""
     from inpaintgan.baselines import get_baseline
 
+    if cache and kind in ("patchmatch", "telea"):
+        from inpaintgan.experiments.checkpoint_realism import PrefillCache
+
+        fill = PrefillCache(Path(cache), kind)
+        out = torch.cat([fill(images[i : i + 32], masks[i : i + 32]) for i in range(0, len(images), 32)])
+        fill.save()
+        return out
     fill = get_baseline(kind)
     return torch.cat([fill(images[i : i + 32], masks[i : i + 32]) for i in range(0, len(images), 32)])
 
 
-def dev_set(data: str, n: int, size: int, protocol: str, crop: int, fake: str):
+def dev_set(data: str, n: int, size: int, protocol: str, crop: int, fake: str, cache: str | Path | None = None):
     """(real, filled, masks) of the development photos at ``crop`` px."""
     from inpaintgan.eval.protocols import get_protocol
 
     x, _ = load_folder_images(data, n, size)
     m = get_protocol(protocol, 0).masks(range(len(x)), size, size).float()
-    f = classical_fill(fake, x, m)
+    f = classical_fill(fake, x, m, cache)
     return [F.interpolate(t, size=(crop, crop), mode="area") for t in (x, f, m)]
 
 
@@ -178,6 +187,8 @@ def parse(argv):
     p.add_argument("--crop", type=int, default=128, help="size the discriminator sees (the training crop size)")
     p.add_argument("--protocol", default="thick")
     p.add_argument("--fake", default="patchmatch", help="classical fill: patchmatch, telea, ns or mean")
+    p.add_argument("--fill-cache", metavar="NPZ",
+                   help="keep the development photos' PatchMatch/Telea fills in this file and reuse them next run")
     p.add_argument("--checkpoints", nargs="*", default=[], help="lama training checkpoints whose discriminator to score")
     p.add_argument("--train", nargs="*", default=[], help="fresh discriminators to train alone: rgb, rgb_bal, mask, mask_bal")
     p.add_argument("--config", default="configs/default_lama.yaml", help="training config whose data the pool is drawn from")
@@ -196,7 +207,7 @@ def run(a, argv=None) -> int:
 
     if not a.checkpoints and not a.train:
         raise ReportError("nothing to do: give --checkpoints and/or --train")
-    dev = dev_set(a.data, a.n, a.size, a.protocol, a.crop, a.fake)
+    dev = dev_set(a.data, a.n, a.size, a.protocol, a.crop, a.fake, a.fill_cache)
     rows = score_checkpoints(a.checkpoints, dev, a.fake)
     if a.train:
         pool = training_pool(a.config, a.pool, a.fake)
