@@ -73,6 +73,7 @@ def test_overrides_are_typed_by_the_field(tmp_path):
     ("train.time_limit_min=-5", ">= 0"), ("train.lr=0", "> 0"), ("masks.rect_min=1.5", r"in \(0, 1\]"),
     ("data.val_fraction=1", r"in \[0, 1\)"), ("train.device=gpu", "auto, cpu, cuda"), ("train.out_dir=", "not empty"),
     ("masks.kind=blobs", "one of glcic_rect"), ("data.dataset=imagenet", "one of folder"),
+    ("data.repeat_epochs=-1", ">= 0"),
 ])
 def test_config_values_out_of_range_name_the_valid_range(override, valid):
     with pytest.raises(ConfigError, match=rf"{override.split('=')[0]}=.* out of range: valid is .*{valid}"):

@@ -51,6 +51,7 @@ CHECKS: dict[str, dict[str, Check]] = {
         "test_fraction": _between(0, 1, hi_open=True),
         "limit": _at_least(0),
         "num_workers": _at_least(0),
+        "repeat_epochs": _at_least(0),
     },
     "masks": {
         "kind": _one_of("glcic_rect", "two_rect", "center", "strokes", "folder", "mixed", "lama_wide"),
