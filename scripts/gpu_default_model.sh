@@ -23,7 +23,7 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$SHARD" "$WORK/photos"
 # shellcheck disable=SC2086
 "$PY" -m inpaintgan train -c configs/default_lama_gpu.yaml --out "$WORK/run" --no-progress \
-  --set data.root="$WORK/photos" --set train.init_from="$INIT" --set train.time_limit_min="$MINUTES" ${EXTRA:-}
+  --set data.root="$WORK/photos" --set data.prefill_cache="$WORK/prefill" --set train.init_from="$INIT" --set train.time_limit_min="$MINUTES" ${EXTRA:-}
 "$PY" -m inpaintgan export "$WORK/run" -o "$OUT/default.safetensors" --half --working-size 256
 cp "$WORK/run/metrics.csv" "$OUT/metrics.csv"
 echo "exported $OUT/default.safetensors"

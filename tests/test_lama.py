@@ -292,10 +292,10 @@ def test_gpu_script_runs_end_to_end_on_cpu_with_a_tiny_config(tmp_path):
     assert info["written"] == 10 and info["skipped"] == 0
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
            "EXTRA": "--set data.image_size=32 --set train.batch_size=2 --set data.num_workers=0 --set model.steps=2 "
-                    "--set train.device=cpu"}  # fmt: skip
+                    "--set model.d_warmup=1 --set train.device=cpu"}  # fmt: skip
     r = subprocess.run(["bash", "scripts/gpu_default_model.sh", str(tmp_path / "shard.zip"), "1"], cwd=root, env=env,
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     model, meta = load_model(tmp_path / "out" / "default.safetensors")
-    assert meta["method"] == "lama" and meta["image_size"] == 256 and meta["training"]["steps"] == 2
+    assert meta["method"] == "lama" and meta["image_size"] == 256 and meta["training"]["steps"] == 3  # 1 D-only + 2
     assert meta["auto_full_factor"] == 1.0
