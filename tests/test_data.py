@@ -727,10 +727,26 @@ def test_prefill_cache_computes_each_sample_once_and_survives_a_bad_file(tmp_pat
     bad.write_bytes(b"not an array")
     assert all(torch.equal(a, b) for a, b in zip(first, [ds[i]["prefill"] for i in range(3)]))
     assert len(calls) == 4 and np.load(bad).dtype == np.uint8  # recomputed once, file replaced
+    img = (np.arange(16 * 16 * 3) % 251).astype(np.uint8).reshape(16, 16, 3)
+    hole_a, hole_b = np.zeros((16, 16), bool), np.zeros((16, 16), bool)
+    hole_a[2:6, 2:6], hole_b[8:12, 8:12] = True, True
+    n_files = len(list(cache.glob("*.npy")))
+    fa, fb = ds.prefilled(img, hole_a), ds.prefilled(img, hole_b)  # same pixels, other hole: another entry
+    assert len(list(cache.glob("*.npy"))) == n_files + 2 and not np.array_equal(fa, fb)
+    assert np.array_equal(fa, ds.prefilled(img, hole_a)) and len(calls) == 6
     plain = _prefill_dataset(tmp_path / "p", repeat_epochs=1)
     for _ in range(2):
         plain[0]
-    assert len(calls) == 6  # no cache: computed every time
+    assert len(calls) == 8  # no cache: computed every time
+
+
+def test_prefill_cache_that_cannot_be_written_warns_and_training_data_still_comes(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    ds = _prefill_dataset(tmp_path, prefill_cache=blocker / "cache")
+    with pytest.warns(UserWarning, match="cannot write"):
+        first = ds[0]["prefill"]
+    assert ds.prefill_cache is None and torch.equal(first, ds[0]["prefill"])
 
 
 def test_build_datasets_passes_repeat_and_cache_to_the_training_set(tmp_path):

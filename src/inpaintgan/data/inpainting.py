@@ -131,7 +131,11 @@ class InpaintingDataset(Dataset):
             with open(tmp, "wb") as f:  # a file object: np.save would append .npy to the temp name
                 np.save(f, filled, allow_pickle=False)
 
-        atomic_write(path, write)
+        try:
+            atomic_write(path, write)
+        except OSError as e:  # the cache only saves time: a full or read-only disk must not stop training
+            warnings.warn(f"pre-fill cache {self.prefill_cache}: cannot write ({e}); computing without it", stacklevel=2)
+            self.prefill_cache = None
         return filled
 
     def __getitem__(self, i: int) -> dict:

@@ -61,16 +61,14 @@ def classical_fill(kind: str, images: torch.Tensor, masks: torch.Tensor, cache: 
     """``kind``'s fills of a batch; with ``cache`` (an ``.npz``, PatchMatch or Telea only) each image's
     fill is kept there (checkpoint_realism's :class:`PrefillCache`) and read back on the next run."""
     from inpaintgan.baselines import get_baseline
+    from inpaintgan.experiments.checkpoint_realism import PrefillCache
 
-    if cache and kind in ("patchmatch", "telea"):
-        from inpaintgan.experiments.checkpoint_realism import PrefillCache
-
-        fill = PrefillCache(Path(cache), kind)
-        out = torch.cat([fill(images[i : i + 32], masks[i : i + 32]) for i in range(0, len(images), 32)])
+    cached = bool(cache) and kind in ("patchmatch", "telea")
+    fill = PrefillCache(Path(cache), kind) if cached else get_baseline(kind)
+    out = torch.cat([fill(images[i : i + 32], masks[i : i + 32]) for i in range(0, len(images), 32)])
+    if cached:
         fill.save()
-        return out
-    fill = get_baseline(kind)
-    return torch.cat([fill(images[i : i + 32], masks[i : i + 32]) for i in range(0, len(images), 32)])
+    return out
 
 
 def dev_set(data: str, n: int, size: int, protocol: str, crop: int, fake: str, cache: str | Path | None = None):
