@@ -4,14 +4,16 @@ the real images' and PatchMatch's features are shared:
 
 - ``band_SRC_sS``: PatchMatch's fill with its low frequencies replaced by those of ``SRC`` (``smooth``:
   the previous default, the best hole PSNR of all; ``truth``: the original photo, an oracle), i.e.
-  ``pm + G_s * ((SRC - pm) * hole)`` with a Gaussian of sigma ``s`` px. Asks whether a network that
+  ``pm + G_s * ((SRC - pm) * hole)`` with a Gaussian of sigma ``s`` px (the correction fades towards
+  the hole's edge); ``bandn_...`` (``--band SRC:S:n``) divides it by ``G_s * hole``, the whole
+  correction up to the edge. Asks whether a network that
   only corrects colour and shading (a "two-band" default: PatchMatch's texture, a learned low band)
   can gain realism.
 - ``sharp_sS_kK``: an unsharp mask inside the hole, ``pm + k * (pm - G_s * pm)``. Asks whether
   PatchMatch's patch voting (an average of overlapping patches) leaves its texture too soft.
 
     python docs/eval/default_probe_posthoc/posthoc_fills.py --data /tmp/dev389 --out /tmp/probe_thick \\
-        --band smooth:4 smooth:8 truth:4 truth:8 --sharp 1:0.5 1:1 0.7:0.7
+        --band smooth:4 smooth:8 truth:4 truth:8 truth:4:n truth:8:n smooth:8:n --sharp 1:0.5 1:1 0.7:0.7
     inpaintgan compare /tmp/probe_thick --ref patchmatch --metric kid
 
 (``--out`` may be a fresh folder; the PatchMatch fills are then computed once and cached there.)
@@ -55,9 +57,11 @@ class PosthocFill:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         pm = images * (1 - masks) + self.cache(images, masks) * masks
-        if self.kind == "band":
+        if self.kind in ("band", "bandn"):
             low = images if self.source is None else self.source(images, masks)
             y = pm + gaussian_blur((low - pm) * masks, self.sigma)
+            if self.kind == "bandn":  # normalised inside the hole: the full correction up to its edge
+                y = pm + (y - pm) / gaussian_blur(masks, self.sigma).clamp_min(1e-3)
         else:
             y = pm + self.amount * (pm - gaussian_blur(pm, self.sigma))
         return images * (1 - masks) + y.clamp(0, 1) * masks
@@ -88,10 +92,11 @@ def main(argv=None) -> int:
         return 0
     smooth = resolve_model("smooth")
     cs = [Contender("patchmatch", model=resolve_model("patchmatch"), fingerprint="patchmatch")]
-    for spec in a.band:
-        src, s = spec.split(":")
-        cs.append(Contender(f"band_{src}_s{float(s):g}", model=PosthocFill(cache, "band", float(s), source=None if src == "truth" else smooth),
-                            fingerprint=f"band:{src}:{float(s)}"))  # fmt: skip
+    for spec in a.band:  # SRC:SIGMA, or SRC:SIGMA:n for the correction normalised inside the hole
+        src, s, *norm = spec.split(":")
+        kind = "bandn" if norm == ["n"] else "band"
+        cs.append(Contender(f"{kind}_{src}_s{float(s):g}", model=PosthocFill(cache, kind, float(s), source=None if src == "truth" else smooth),
+                            fingerprint=f"{kind}:{src}:{float(s)}"))  # fmt: skip
     for spec in a.sharp:
         s, k = map(float, spec.split(":"))
         cs.append(Contender(f"sharp_s{s:g}_k{k:g}", model=PosthocFill(cache, "sharp", s, k), fingerprint=f"sharp:{s}:{k}"))
