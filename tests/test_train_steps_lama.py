@@ -411,3 +411,36 @@ def test_a_warmup_step_trains_the_discriminator_alone_on_the_frozen_generators_f
     assert all(torch.equal(a, b) for a, b in zip(m.generator.parameters(), g0.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(m.generator_ema.parameters(), ema0.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(m.discriminator.parameters(), d0.parameters()))
+
+
+def test_d_steps_gives_the_discriminator_k_steps_per_generator_step():
+    """With d_steps = 3 the GAN phase's generator (and its EMA) moves only on steps 0 and 3; the
+    discriminator moves on every step; a step between is the warm-up's discriminator-only step (same
+    loss on the current generator's fills, no generator gradient)."""
+    from inpaintgan.methods.base import Phase
+
+    gan = Phase("gan", 6, {"generator", "discriminator"})
+    m = tiny(d_steps=3, r1_gamma=0.0)
+    m.train()
+    moved_g, moved_d, keys = [], [], []
+    for step in range(6):
+        image, mask = batch(seed=step)
+        g0, d0, e0 = (copy.deepcopy(n) for n in (m.generator, m.discriminator, m.generator_ema))
+        ctx = RecordingCtx(m)
+        logs = m.train_step({"image": image, "mask": mask}, gan, step, ctx)
+        differ = lambda a, b: any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # noqa: E731
+        moved_g.append(differ(m.generator, g0) or differ(m.generator_ema, e0))
+        moved_d.append(differ(m.discriminator, d0))
+        keys.append("loss_g" in logs)
+        if step == 1:  # the D-only step's loss is the warm-up's: computed here on the same batch
+            w = copy.deepcopy(m)
+            w.generator.load_state_dict(g0.state_dict())
+            w.discriminator.load_state_dict(d0.state_dict())
+            warm = w.train_step({"image": image, "mask": mask}, Phase("d_warmup", 1, {"discriminator"}), step, RecordingCtx(w))
+            assert logs == pytest.approx(warm, rel=1e-6)
+            assert set(ctx.grads) == {"discriminator"}
+    assert moved_g == [True, False, False, True, False, False]
+    assert keys == moved_g
+    assert all(moved_d)
+    with pytest.raises(ValueError, match="d_steps"):
+        tiny(d_steps=0)

@@ -76,6 +76,11 @@ class LaMaConfig:
     # adversarial gradients carry information (the default model's PatchGAN scores PatchMatch's fills
     # like photos: experiments/discriminator_probe)
     d_warmup: int = 0
+    # discriminator steps per generator step in the GAN phase (WGAN's n_critic; 1 = LaMa): the generator
+    # steps only on every d_steps-th step, the steps between are discriminator-only steps on the
+    # current generator's fills (each on its own batch), to keep a discriminator that barely tells
+    # the fills from photos ahead of the generator
+    d_steps: int = 1
 
 
 # ------------------------------------------------------------------------------------------ generator
@@ -325,8 +330,8 @@ class LaMa(InpaintMethod):
         unknown = sorted(set(cfg.augment) - set(AUGMENTS))
         if unknown:
             raise ValueError(f"unknown lama augment {', '.join(unknown)}; known: {', '.join(AUGMENTS)}")
-        if not 0 < cfg.global_ratio < 1 or cfg.width < 4 or cfg.downsamples < 1 or cfg.r1_every < 1:
-            raise ValueError("lama needs 0 < global_ratio < 1, width >= 4, downsamples >= 1 and r1_every >= 1")
+        if not 0 < cfg.global_ratio < 1 or cfg.width < 4 or cfg.downsamples < 1 or cfg.r1_every < 1 or cfg.d_steps < 1:
+            raise ValueError("lama needs 0 < global_ratio < 1, width >= 4, downsamples >= 1, r1_every >= 1 and d_steps >= 1")
         self.generator = LaMaGenerator(channels, cfg.width, cfg.downsamples, cfg.blocks, cfg.ffc, cfg.global_ratio, cfg.residual)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         self.discriminator = PatchDiscriminator(channels, cfg.d_width, cfg.d_layers)
@@ -387,7 +392,8 @@ class LaMa(InpaintMethod):
         with torch.no_grad():
             pre, x = self.network_input(image, mask, batch.get("prefill") if cfg.prefill != "none" else None)
         real = self.d_input(image)
-        if phase is not None and phase.name == "d_warmup":  # the discriminator alone, on the frozen generator's fills
+        warmup = phase is not None and phase.name == "d_warmup"
+        if warmup or step % cfg.d_steps != 0:  # the discriminator alone, on the (frozen) generator's fills
             with torch.no_grad(), ctx.autocast():
                 fake = self.d_input(self.composite(self.to_image(pre, self.generator(x)), image, mask))
             return self.discriminator_step(fake, real, mask, step, ctx)
