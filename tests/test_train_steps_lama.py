@@ -422,21 +422,18 @@ def test_d_steps_gives_the_discriminator_k_steps_per_generator_step():
     gan = Phase("gan", 6, {"generator", "discriminator"})
     m = tiny(d_steps=3, r1_gamma=0.0)
     m.train()
+    differ = lambda a, b: any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # noqa: E731
     moved_g, moved_d, keys = [], [], []
     for step in range(6):
         image, mask = batch(seed=step)
-        g0, d0, e0 = (copy.deepcopy(n) for n in (m.generator, m.discriminator, m.generator_ema))
+        before = copy.deepcopy(m)
         ctx = RecordingCtx(m)
         logs = m.train_step({"image": image, "mask": mask}, gan, step, ctx)
-        differ = lambda a, b: any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # noqa: E731
-        moved_g.append(differ(m.generator, g0) or differ(m.generator_ema, e0))
-        moved_d.append(differ(m.discriminator, d0))
+        moved_g.append(differ(m.generator, before.generator) or differ(m.generator_ema, before.generator_ema))
+        moved_d.append(differ(m.discriminator, before.discriminator))
         keys.append("loss_g" in logs)
-        if step == 1:  # the D-only step's loss is the warm-up's: computed here on the same batch
-            w = copy.deepcopy(m)
-            w.generator.load_state_dict(g0.state_dict())
-            w.discriminator.load_state_dict(d0.state_dict())
-            warm = w.train_step({"image": image, "mask": mask}, Phase("d_warmup", 1, {"discriminator"}), step, RecordingCtx(w))
+        if step == 1:  # the D-only step's loss is the warm-up's: computed here on the same batch and networks
+            warm = before.train_step({"image": image, "mask": mask}, Phase("d_warmup", 1, {"discriminator"}), step, RecordingCtx(before))
             assert logs == pytest.approx(warm, rel=1e-6)
             assert set(ctx.grads) == {"discriminator"}
     assert moved_g == [True, False, False, True, False, False]
